@@ -1,0 +1,1 @@
+"""Hydra configuration tree of guide-gen (a package so installed copies can find it)."""

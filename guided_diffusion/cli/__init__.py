@@ -1,0 +1,1 @@
+"""The ``guide-gen`` command line: thin wrappers over library functions."""

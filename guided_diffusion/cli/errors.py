@@ -1,0 +1,16 @@
+"""User-facing errors: reported as one line with exit status 2."""
+
+from __future__ import annotations
+
+
+class UsageError(Exception):
+    """Bad input from the user (arguments, overrides, paths). The message names the problem and the
+    allowed values."""
+
+
+def one_line(err: BaseException) -> str:
+    """The innermost cause's message, flattened to one line."""
+    while err.__cause__ is not None and str(err.__cause__):
+        err = err.__cause__
+    text = str(err) or type(err).__name__
+    return " ".join(part.strip() for part in text.strip().splitlines() if part.strip())

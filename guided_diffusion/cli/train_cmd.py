@@ -1,0 +1,29 @@
+"""``guide-gen train [key=value ...]``: train a denoiser from the Hydra config ``configs/train.yaml``."""
+
+from __future__ import annotations
+
+from guided_diffusion.cli.config import build, compose_config, to_container
+from guided_diffusion.pipeline import train_denoiser
+
+
+def main(argv: list[str]) -> int:
+    cfg = compose_config("train", argv)
+    domain = build(cfg.domain)
+    schedule = build(cfg.schedule)
+    process = build(cfg.process, vocab_size=domain.tokenizer.vocab_size, schedule=schedule)
+    network = build(cfg.network, domain=domain, process=process)
+    objective = build(cfg.objective, process=process)
+    trainer = build(cfg.trainer)
+    result = train_denoiser(
+        domain,
+        process,
+        network,
+        trainer,
+        cfg.run_dir,
+        objective=objective,
+        resume=bool(cfg.resume),
+        config=to_container(cfg),
+    )
+    state = "finished" if result.finished else "paused (resume=true continues)"
+    print(f"{state} at step {result.step}; checkpoint: {result.checkpoint}")
+    return 0

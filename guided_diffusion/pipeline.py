@@ -1,0 +1,194 @@
+"""Library entry points behind the CLI: train a denoiser for a domain, load a checkpoint, generate.
+
+Everything here is plain Python (no Hydra): the CLI only turns config files into these arguments.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from guided_diffusion.data import Domain
+from guided_diffusion.guidance.base import Guidance
+from guided_diffusion.networks.dit import Denoiser, DenoiserConfig
+from guided_diffusion.processes import DiffusionProcess, process_from_json
+from guided_diffusion.registry import domain_from_state
+from guided_diffusion.sampling.sampler import sample
+from guided_diffusion.training.checkpoint import (
+    FORMAT_VERSION,
+    CheckpointError,
+    read_json,
+    read_tensors,
+    resolve_checkpoint,
+    save_checkpoint,
+)
+from guided_diffusion.training.objectives import DenoiserObjective
+from guided_diffusion.training.trainer import TrainerConfig, TrainResult, train
+
+
+def denoiser_config_for(domain: Domain, process: DiffusionProcess, **network: Any) -> DenoiserConfig:
+    """A :class:`DenoiserConfig` with the sizes implied by ``domain`` and ``process`` filled in."""
+    return DenoiserConfig(
+        num_states=process.num_states,
+        seq_len=domain.seq_len,
+        num_classes=domain.num_classes,
+        num_properties=len(domain.property_names),
+        **network,
+    )
+
+
+def train_denoiser(
+    domain: Domain,
+    process: DiffusionProcess,
+    network: DenoiserConfig,
+    trainer: TrainerConfig,
+    run_dir: str | Path,
+    *,
+    objective: DenoiserObjective | None = None,
+    resume: bool = False,
+    config: dict[str, Any] | None = None,
+    log: bool = True,
+) -> TrainResult:
+    """Train a denoiser on ``domain`` and checkpoint it (with everything needed to sample from it).
+
+    Args:
+        domain: the domain plugin (tokenizer, datasets, state).
+        process: the noise process.
+        network: denoiser architecture (see :func:`denoiser_config_for`).
+        trainer: loop hyper-parameters.
+        run_dir: output folder.
+        objective: loss (default: NELBO with 10% condition dropout).
+        resume: continue an interrupted run in ``run_dir``.
+        config: the resolved configuration to record in the checkpoint.
+        log: print progress.
+    """
+    if process.vocab_size != domain.tokenizer.vocab_size:
+        raise ValueError(
+            f"process vocab_size {process.vocab_size} != tokenizer vocab_size {domain.tokenizer.vocab_size}"
+        )
+    train_data, val_data = domain.datasets()
+    torch.manual_seed(trainer.seed)  # network initialisation
+    model = Denoiser(network)
+    metadata = {
+        "kind": "denoiser",
+        "network": network.to_json(),
+        "process": process.to_json(),
+        "domain": {"name": domain.name, "state": domain.state(), "property_names": list(domain.property_names)},
+        "config": config or {},
+    }
+    return train(
+        model,
+        objective or DenoiserObjective(process),
+        train_data,
+        val_data,
+        trainer,
+        run_dir,
+        metadata=metadata,
+        resume=resume,
+        log=log,
+    )
+
+
+@dataclass
+class LoadedModel:
+    """A denoiser checkpoint ready to sample from."""
+
+    denoiser: Denoiser
+    process: DiffusionProcess
+    domain: Any
+    meta: dict[str, Any]
+    path: Path
+
+
+def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> LoadedModel:
+    """Load a denoiser checkpoint (a folder holding ``model.safetensors`` and ``model.json``).
+
+    Raises:
+        CheckpointError: if the folder is missing, incomplete, corrupt or not a denoiser.
+    """
+    path = resolve_checkpoint(path)
+    meta = read_json(path, "model")
+    if meta.get("kind") != "denoiser":
+        raise CheckpointError(f"{path} holds a {meta.get('kind')!r}, not a denoiser")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(f"{path} was written by a newer guide-gen (format {meta['format_version']})")
+    try:
+        network = DenoiserConfig(**meta["network"])
+        process = process_from_json(meta["process"])
+        domain = domain_from_state(meta["domain"]["name"], meta["domain"]["state"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path}/model.json is incomplete or invalid: {err}") from err
+    model = Denoiser(network)
+    state = {k: v.float() for k, v in read_tensors(path, "model").items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{path} does not match its network config (missing {missing[:3]}, extra {unexpected[:3]})")
+    model.to(device).eval()
+    return LoadedModel(denoiser=model, process=process, domain=domain, meta=meta, path=path)
+
+
+def export_model(src: str | Path, dst: str | Path, *, dtype: torch.dtype = torch.float16) -> Path:
+    """Write a shippable copy of a checkpoint: EMA weights cast to ``dtype`` plus ``model.json``
+    (no optimiser state)."""
+    meta = read_json(src, "model")
+    tensors = {k: v.to(dtype) for k, v in read_tensors(src, "model").items()}
+    meta = {**meta, "weights_dtype": str(dtype).removeprefix("torch.")}
+    return save_checkpoint(dst, tensors={"model": tensors}, meta={"model": meta})
+
+
+@dataclass(frozen=True)
+class Generation:
+    """Output of :func:`generate`: tokens ``[N, L]``, network calls and wall time."""
+
+    tokens: torch.Tensor
+    nfe: int
+    seconds: float
+
+
+def generate(
+    model: LoadedModel,
+    *,
+    num_samples: int,
+    steps: int = 128,
+    guidance: Guidance | None = None,
+    seed: int = 0,
+    batch_size: int = 256,
+    posterior_dtype: torch.dtype = torch.float64,
+    final_step: str = "sample",
+    progress: bool = False,
+    fixed_mask: torch.Tensor | None = None,
+    fixed_tokens: torch.Tensor | None = None,
+) -> Generation:
+    """Sample ``num_samples`` sequences in batches of ``batch_size`` with one seeded generator.
+
+    ``guidance`` is shared by all batches, so its conditions must have one row (broadcast to every sample).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = next(model.denoiser.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    chunks, nfe, start = [], 0, time.perf_counter()
+    for first in range(0, num_samples, batch_size):
+        rows = min(batch_size, num_samples - first)
+        result = sample(
+            model.process,
+            model.denoiser,
+            num_samples=rows,
+            length=model.denoiser.config.seq_len,
+            steps=steps,
+            guidance=guidance,
+            generator=generator,
+            fixed_mask=None if fixed_mask is None else fixed_mask[first : first + rows],
+            fixed_tokens=None if fixed_tokens is None else fixed_tokens[first : first + rows],
+            posterior_dtype=posterior_dtype,
+            final_step=final_step,  # type: ignore[arg-type]
+            progress=progress,
+        )
+        chunks.append(result.tokens.cpu())
+        nfe += result.nfe
+    return Generation(tokens=torch.cat(chunks), nfe=nfe, seconds=time.perf_counter() - start)
+

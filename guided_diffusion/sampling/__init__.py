@@ -1,0 +1,6 @@
+"""Ancestral sampling with a guidance hook."""
+
+from guided_diffusion.sampling.cache import DenoiserCache
+from guided_diffusion.sampling.sampler import SampleResult, categorical, sample
+
+__all__ = ["DenoiserCache", "SampleResult", "categorical", "sample"]

@@ -85,16 +85,16 @@ class MaskedProcess(DiffusionProcess):
 
     def continuous_nelbo_terms(self, log_x: Tensor, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
         # -alpha'_t / (1 - alpha_t) * (-log x_theta[x0]) at masked positions (MDLM Eq. 10)
-        alpha = self.schedule.alpha(t.float())
-        weight = (-self.schedule.alpha_prime(t.float()) / (1.0 - alpha)).reshape(-1, 1)  # [B, 1]
+        alpha = self.schedule.alpha(t.to(log_x.dtype))
+        weight = (-self.schedule.alpha_prime(t.to(log_x.dtype)) / (1.0 - alpha)).reshape(-1, 1)  # [B, 1]
         nll = -log_x.gather(-1, x0.unsqueeze(-1)).squeeze(-1)  # [B, L]
         return torch.where(self.is_noise(xt), weight * nll, torch.zeros_like(nll))
 
     def discrete_nelbo_terms(self, log_x: Tensor, x0: Tensor, xt: Tensor, t: Tensor, s: Tensor) -> Tensor:
         # KL between the true and model posteriors at a masked position reduces to
         # (alpha_s - alpha_t) / (1 - alpha_t) * (-log x_theta[x0]); unmasked positions contribute 0.
-        alpha_t = self.schedule.alpha(t.float())
-        alpha_s = self.schedule.alpha(s.float())
+        alpha_t = self.schedule.alpha(t.to(log_x.dtype))
+        alpha_s = self.schedule.alpha(s.to(log_x.dtype))
         weight = ((alpha_s - alpha_t) / (1.0 - alpha_t)).reshape(-1, 1)
         nll = -log_x.gather(-1, x0.unsqueeze(-1)).squeeze(-1)
         return torch.where(self.is_noise(xt), weight * nll, torch.zeros_like(nll))

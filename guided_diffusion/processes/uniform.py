@@ -85,8 +85,8 @@ class UniformProcess(DiffusionProcess):
 
     def continuous_nelbo_terms(self, log_x: Tensor, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
         n = self.vocab_size
-        alpha = self.schedule.alpha(t.float()).reshape(-1, 1, 1)  # [B, 1, 1]
-        dalpha = self.schedule.alpha_prime(t.float()).reshape(-1, 1)  # [B, 1]
+        alpha = self.schedule.alpha(t.to(log_x.dtype)).reshape(-1, 1, 1)  # [B, 1, 1]
+        dalpha = self.schedule.alpha_prime(t.to(log_x.dtype)).reshape(-1, 1)  # [B, 1]
         log_xbar_theta = self._log_xbar(log_x, alpha)  # [B, L, N]
         # xbar for the one-hot x0: 1 - alpha everywhere, plus N alpha at x0
         xbar = (1.0 - alpha).expand_as(log_x).clone()

@@ -1,0 +1,90 @@
+"""Denoiser network: shapes, conditioning, time flag, causal option, parameter counts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from guided_diffusion.conditioning import Condition, concat_conditions
+from guided_diffusion.networks import Denoiser, DenoiserConfig
+
+
+def net(**kw) -> Denoiser:
+    cfg = {"num_states": 9, "seq_len": 12, "dim": 32, "depth": 2, "heads": 4, **kw}
+    model = Denoiser(DenoiserConfig(**cfg))
+    # adaLN-Zero starts with zero output: perturb so that inputs matter
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
+@pytest.mark.parametrize("positions", ["rotary", "learned"])
+def test_output_shape_and_dtype(positions):
+    model = net(positions=positions)
+    out = model(torch.randint(0, 9, (3, 12)), torch.rand(3))
+    assert out.shape == (3, 12, 9) and out.dtype == torch.float32
+    assert model(torch.randint(0, 9, (3, 7)), torch.rand(3)).shape == (3, 7, 9)
+
+
+def test_time_flag():
+    x = torch.randint(0, 9, (2, 12))
+    blind = net(time_conditioning=False)
+    torch.testing.assert_close(blind(x, torch.zeros(2)), blind(x, torch.ones(2)))
+    seeing = net(time_conditioning=True)
+    assert not torch.allclose(seeing(x, torch.zeros(2)), seeing(x, torch.ones(2)))
+
+
+def test_labels_and_null_label_differ_and_values_can_be_nulled_per_entry():
+    model = net(num_classes=3, num_properties=2)
+    x = torch.randint(0, 9, (1, 12)).expand(4, -1)
+    t = torch.rand(1).expand(4)
+    labels = torch.tensor([0, 1, -1, -1])
+    values = torch.tensor([[0.5, -1.0], [0.5, -1.0], [float("nan"), -1.0], [float("nan"), float("nan")]])
+    out = model(x, t, Condition(labels=labels, values=values))
+    assert not torch.allclose(out[0], out[1])  # label 0 vs 1
+    assert not torch.allclose(out[2], out[3])  # second value present vs nulled
+    null = model(x[:1], t[:1], None)
+    torch.testing.assert_close(out[3:], null)  # everything nulled == no condition
+
+
+def test_bad_condition_is_rejected():
+    model = net(num_classes=2, num_properties=1)
+    x = torch.randint(0, 9, (1, 12))
+    with pytest.raises(ValueError, match="labels"):
+        model(x, torch.rand(1), Condition(labels=torch.tensor([5])))
+    with pytest.raises(ValueError, match="property values"):
+        model(x, torch.rand(1), Condition(values=torch.zeros(1, 3)))
+
+
+def test_causal_network_does_not_look_ahead():
+    model = net(causal=True)
+    x = torch.randint(0, 9, (1, 12))
+    y = x.clone()
+    y[0, 8:] = (y[0, 8:] + 1) % 9
+    t = torch.rand(1)
+    a, b = model(x, t), model(y, t)
+    torch.testing.assert_close(a[0, :8], b[0, :8])
+    assert not torch.allclose(a[0, 8:], b[0, 8:])
+
+
+def test_bidirectional_network_looks_everywhere():
+    model = net()
+    x = torch.randint(0, 9, (1, 12))
+    y = x.clone()
+    y[0, -1] = (y[0, -1] + 1) % 9
+    assert not torch.allclose(model(x, torch.zeros(1))[0, 0], model(y, torch.zeros(1))[0, 0])
+
+
+def test_concat_conditions_fills_nulls():
+    cond = concat_conditions([Condition(labels=torch.tensor([2])), None], [3, 2], num_properties=0, device=torch.device("cpu"))
+    assert cond.labels.tolist() == [2, 2, 2, -1, -1]
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="divisible"):
+        DenoiserConfig(num_states=4, seq_len=4, dim=30, heads=4)
+    with pytest.raises(ValueError, match="positions"):
+        DenoiserConfig(num_states=4, seq_len=4, positions="sinusoid")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="seq_len"):
+        net()(torch.randint(0, 9, (1, 13)), torch.rand(1))

@@ -1,0 +1,118 @@
+"""Sampler tests: no mask survives, infilling, determinism, output reuse, options and errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from guided_diffusion.conditioning import Condition
+from guided_diffusion.guidance import ClassifierFreeGuidance
+from guided_diffusion.processes import MaskedProcess, UniformProcess
+from guided_diffusion.sampling import categorical, sample
+from guided_diffusion.schedules import CosineSchedule, LogLinearSchedule
+from tests.guided_diffusion.fakes import TableDenoiser
+
+PROCESSES = [MaskedProcess, UniformProcess]
+
+
+def build(cls, length=8, time_conditioned=None):
+    process = cls(6, LogLinearSchedule())
+    tc = (cls is UniformProcess) if time_conditioned is None else time_conditioned
+    return process, TableDenoiser(process.num_states, length, time_conditioned=tc)
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("cls", PROCESSES)
+@pytest.mark.parametrize("steps", [1, 3, 16])
+def test_samples_are_data_tokens_only(cls, steps):
+    process, denoiser = build(cls)
+    out = sample(process, denoiser, num_samples=32, length=8, steps=steps, generator=gen())
+    assert out.tokens.shape == (32, 8)
+    assert bool(((out.tokens >= 0) & (out.tokens < process.vocab_size)).all()), "a mask survived"
+    assert out.steps == steps
+
+
+@pytest.mark.parametrize("cls", PROCESSES)
+def test_same_seed_same_samples_and_other_seed_differs(cls):
+    process, denoiser = build(cls)
+    a = sample(process, denoiser, num_samples=16, length=8, steps=10, generator=gen(1)).tokens
+    b = sample(process, denoiser, num_samples=16, length=8, steps=10, generator=gen(1)).tokens
+    c = sample(process, denoiser, num_samples=16, length=8, steps=10, generator=gen(2)).tokens
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("cls", PROCESSES)
+def test_fixed_positions_never_change(cls):
+    process, denoiser = build(cls)
+    fixed_mask = torch.zeros(16, 8, dtype=torch.bool)
+    fixed_mask[:, [0, 3, 7]] = True
+    fixed_tokens = torch.randint(0, 6, (16, 8), generator=gen(3))
+    seen = []
+
+    def spy(step):
+        seen.append(step.xt.clone())
+        return ClassifierFreeGuidance(Condition(labels=torch.tensor([0])), guidance_scale=2.0)(step)
+
+    out = sample(process, denoiser, num_samples=16, length=8, steps=12, generator=gen(), guidance=spy,
+                 fixed_mask=fixed_mask, fixed_tokens=fixed_tokens)  # type: ignore[arg-type]
+    for xt in [*seen, out.tokens]:
+        assert torch.equal(xt[fixed_mask], fixed_tokens[fixed_mask])
+
+
+def test_output_reuse_saves_rows_without_changing_samples():
+    """A denoiser that ignores t: reusing outputs of unchanged rows gives identical samples."""
+    process, denoiser = build(MaskedProcess, time_conditioned=False)
+    a = sample(process, denoiser, num_samples=16, length=8, steps=64, generator=gen(), reuse_outputs=True)
+    b = sample(process, denoiser, num_samples=16, length=8, steps=64, generator=gen(), reuse_outputs=False)
+    assert torch.equal(a.tokens, b.tokens)
+    assert a.rows_evaluated < b.rows_evaluated / 2, (a.rows_evaluated, b.rows_evaluated)
+    assert b.nfe == 64
+
+
+def test_no_reuse_when_the_network_sees_t():
+    process, denoiser = build(MaskedProcess, time_conditioned=True)
+    out = sample(process, denoiser, num_samples=4, length=8, steps=32, generator=gen(), reuse_outputs=True)
+    assert out.rows_evaluated == 4 * 32
+
+
+@pytest.mark.parametrize("cls", PROCESSES)
+def test_float64_posterior_and_argmax_final_step(cls):
+    process, denoiser = build(cls)
+    out = sample(process, denoiser, num_samples=8, length=8, steps=5, generator=gen(),
+                 posterior_dtype=torch.float64, final_step="argmax")
+    assert bool((out.tokens < process.vocab_size).all())
+
+
+def test_cosine_schedule_samples():
+    process = UniformProcess(6, CosineSchedule())
+    denoiser = TableDenoiser(6, 8, time_conditioned=True)
+    out = sample(process, denoiser, num_samples=8, length=8, steps=7, generator=gen())
+    assert out.tokens.shape == (8, 8)
+
+
+def test_categorical_matches_probabilities():
+    probs = torch.tensor([0.1, 0.6, 0.3], dtype=torch.float64)
+    draws = categorical(probs.log().expand(200_000, 3), gen(5))
+    freq = torch.bincount(draws, minlength=3).double() / 200_000
+    torch.testing.assert_close(freq, probs, atol=0.005, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"steps": 0}, "steps"),
+        ({"final_step": "mean"}, "final_step"),
+        ({"posterior_dtype": torch.float16}, "posterior_dtype"),
+        ({"fixed_mask": torch.ones(2, 8, dtype=torch.bool)}, "together"),
+        ({"fixed_mask": torch.ones(2, 8, dtype=torch.bool), "fixed_tokens": torch.full((2, 8), 6)}, "data tokens"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, message):
+    process, denoiser = build(MaskedProcess)
+    args = {"num_samples": 2, "length": 8, "steps": 4}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        sample(process, denoiser, **args)

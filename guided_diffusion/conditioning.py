@@ -33,11 +33,7 @@ class Condition:
             raise ValueError(f"condition labels must have shape [B], got {tuple(self.labels.shape)}")
         if self.values is not None and self.values.dim() != 2:
             raise ValueError(f"condition values must have shape [B, P], got {tuple(self.values.shape)}")
-        if (
-            self.labels is not None
-            and self.values is not None
-            and self.labels.shape[0] != self.values.shape[0]
-        ):
+        if self.labels is not None and self.values is not None and self.labels.shape[0] != self.values.shape[0]:
             raise ValueError("condition labels and values disagree on the batch size")
 
     @property

@@ -126,7 +126,9 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Loade
     state = {k: v.float() for k, v in read_tensors(path, "model").items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
-        raise CheckpointError(f"{path} does not match its network config (missing {missing[:3]}, extra {unexpected[:3]})")
+        raise CheckpointError(
+            f"{path} does not match its network config (missing {missing[:3]}, extra {unexpected[:3]})"
+        )
     model.to(device).eval()
     return LoadedModel(denoiser=model, process=process, domain=domain, meta=meta, path=path)
 
@@ -191,4 +193,3 @@ def generate(
         chunks.append(result.tokens.cpu())
         nfe += result.nfe
     return Generation(tokens=torch.cat(chunks), nfe=nfe, seconds=time.perf_counter() - start)
-

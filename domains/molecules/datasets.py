@@ -100,7 +100,7 @@ def load_qm9(data_dir: str | Path | None = None, *, seed: int = 42, val_fraction
             raise
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(smiles))
-    n_val = int(round(val_fraction * len(smiles)))
+    n_val = round(val_fraction * len(smiles))
     val = [smiles[i] for i in order[:n_val]]
     train = [smiles[i] for i in order[n_val:]]
     return MoleculeSplits(train=train, val=val, test=val)

@@ -69,7 +69,9 @@ class MoleculeDomain:
         self.max_train, self.num_val, self.seed = max_train, num_val, seed
         self.data_dir, self.workers = data_dir, workers
         self._tokenizer = None if tokenizer is None else MoleculeTokenizer.from_json(tokenizer)
-        self._normalizer = None if normalizer is None else {k: (float(v[0]), float(v[1])) for k, v in normalizer.items()}
+        self._normalizer = (
+            None if normalizer is None else {k: (float(v[0]), float(v[1])) for k, v in normalizer.items()}
+        )
 
     # ------------------------------------------------------------------ data
     @cached_property
@@ -88,7 +90,9 @@ class MoleculeDomain:
         train = self.splits.train
         if self.dataset == "qm9" and self.max_train is not None:
             rng = np.random.default_rng(self.seed)
-            train = [train[i] for i in np.sort(rng.choice(len(train), size=min(self.max_train, len(train)), replace=False))]
+            train = [
+                train[i] for i in np.sort(rng.choice(len(train), size=min(self.max_train, len(train)), replace=False))
+            ]
         return train
 
     @property

@@ -45,15 +45,15 @@ def _sa_scorer() -> Callable[[Any], float]:
     path = os.path.join(RDConfig.RDContribDir, "SA_Score")
     if path not in sys.path:
         sys.path.append(path)
-    import sascorer  # type: ignore[import-not-found]
+    import sascorer
 
-    return sascorer.calculateScore  # type: ignore[no-any-return]
+    return sascorer.calculateScore
 
 
 def _qed() -> Callable[[Any], float]:
     from rdkit.Chem import QED
 
-    return QED.qed  # type: ignore[no-any-return]
+    return QED.qed
 
 
 def _rd(name: str) -> Callable[[], Callable[[Any], float]]:
@@ -61,12 +61,12 @@ def _rd(name: str) -> Callable[[], Callable[[Any], float]]:
         from rdkit.Chem import Crippen, Descriptors, Lipinski, rdMolDescriptors
 
         return {
-            "logp": Crippen.MolLogP,
-            "mw": Descriptors.MolWt,
+            "logp": Crippen.MolLogP,  # type: ignore[attr-defined]
+            "mw": Descriptors.MolWt,  # type: ignore[attr-defined]
             "rings": rdMolDescriptors.CalcNumRings,
             "aromatic_rings": rdMolDescriptors.CalcNumAromaticRings,
-            "hbd": Lipinski.NumHDonors,
-            "hba": Lipinski.NumHAcceptors,
+            "hbd": Lipinski.NumHDonors,  # type: ignore[attr-defined]
+            "hba": Lipinski.NumHAcceptors,  # type: ignore[attr-defined]
             "tpsa": rdMolDescriptors.CalcTPSA,
             "heavy_atoms": lambda m: m.GetNumHeavyAtoms(),
         }[name]
@@ -112,7 +112,7 @@ def parse_molecule(smiles: str) -> Any:
     """RDKit molecule, or ``None`` for invalid or empty SMILES."""
     from rdkit import Chem, RDLogger
 
-    RDLogger.DisableLog("rdApp.*")
+    RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]
     if not smiles:
         return None
     mol = Chem.MolFromSmiles(smiles)
@@ -141,7 +141,9 @@ def _compute_chunk(args: tuple[list[str], list[str]]) -> np.ndarray:
     return compute_properties(args[0], args[1])
 
 
-def compute_properties_parallel(smiles: Sequence[str], names: Sequence[str], *, workers: int | None = None) -> np.ndarray:
+def compute_properties_parallel(
+    smiles: Sequence[str], names: Sequence[str], *, workers: int | None = None
+) -> np.ndarray:
     """:func:`compute_properties` over several processes (RDKit descriptors are CPU-bound)."""
     workers = workers or os.cpu_count() or 1
     if workers <= 1 or len(smiles) < 2000:

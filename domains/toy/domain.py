@@ -37,7 +37,9 @@ class LetterTokenizer:
         return out
 
     def decode(self, tokens: Tensor) -> list[str]:
-        return ["".join(self.symbols[int(i)] if 0 <= int(i) < len(self.symbols) else "?" for i in row) for row in tokens]
+        return [
+            "".join(self.symbols[int(i)] if 0 <= int(i) < len(self.symbols) else "?" for i in row) for row in tokens
+        ]
 
     def to_json(self) -> dict[str, Any]:
         return {"symbols": self.symbols}
@@ -82,10 +84,7 @@ class ToyDomain:
     def draw(self, n: int, *, seed: int, label: int | None = None) -> TokenDataset:
         """``n`` fresh labelled sequences (balanced labels unless ``label`` is given)."""
         gen = torch.Generator().manual_seed(seed)
-        if label is None:
-            labels = torch.arange(n) % self.num_classes
-        else:
-            labels = torch.full((n,), label, dtype=torch.long)
+        labels = torch.arange(n) % self.num_classes if label is None else torch.full((n,), label, dtype=torch.long)
         return TokenDataset(tokens=self.chains.sample(labels, self.seq_len, generator=gen), labels=labels)
 
     def datasets(self) -> tuple[TokenDataset, TokenDataset]:

@@ -160,11 +160,17 @@ class Denoiser(nn.Module):
         return self.head(h, c)
 
 
-def count_parameters(module: nn.Module, *, exclude_embeddings: bool = False) -> int:
-    """Number of parameters, optionally without the token/position embedding tables."""
-    total = sum(p.numel() for p in module.parameters())
-    if exclude_embeddings and isinstance(module, Denoiser):
-        total -= module.embed.weight.numel()
-        if module.pos is not None:
-            total -= module.pos.numel()
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameters."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def per_token_parameters(model: Denoiser) -> int:
+    """Parameters of the matrix products applied to every token (attention, MLP, output layer); the
+    embeddings are lookups and the adaLN layers run once per sequence, so neither counts toward FLOPs."""
+    total = model.out.weight.numel()
+    for block in model.blocks:
+        assert isinstance(block, Block)
+        total += block.qkv.weight.numel() + block.proj.weight.numel()
+        total += sum(layer.weight.numel() for layer in block.mlp if isinstance(layer, nn.Linear))
     return total

@@ -77,4 +77,3 @@ class ConditionEmbedding(nn.Module):
             emb = torch.where(present.unsqueeze(-1), emb, self.null.unsqueeze(0))
             out = out + emb.sum(dim=1)
         return out
-

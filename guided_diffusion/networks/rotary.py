@@ -9,6 +9,9 @@ from torch import Tensor, nn
 class Rotary(nn.Module):
     """Precomputed rotation angles for head dimension ``head_dim`` and up to ``max_len`` positions."""
 
+    cos: Tensor
+    sin: Tensor
+
     def __init__(self, head_dim: int, max_len: int, *, base: float = 10_000.0) -> None:
         super().__init__()
         if head_dim % 2:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import torch
 from torch import Tensor
@@ -24,7 +24,7 @@ LOG_FLOOR = -1.0e4
 DenoiseFn = Callable[[Tensor, Tensor], Tensor]
 
 
-class LossType(str, Enum):
+class LossType(StrEnum):
     """How the NELBO's diffusion term is estimated."""
 
     CONTINUOUS = "continuous"  # t ~ U(t_min, 1), closed-form continuous-time integrand

@@ -50,9 +50,7 @@ class MaskedProcess(DiffusionProcess):
         carry = torch.full_like(log_x, LOG_FLOOR).scatter_(-1, xt.unsqueeze(-1), 0.0)
         return torch.where(self.is_noise(xt).unsqueeze(-1), log_x, carry)
 
-    def reverse_log_probs(
-        self, clean_log_probs: Tensor, xt: Tensor, t: Tensor | float, s: Tensor | float
-    ) -> Tensor:
+    def reverse_log_probs(self, clean_log_probs: Tensor, xt: Tensor, t: Tensor | float, s: Tensor | float) -> Tensor:
         batch = xt.shape[0]
         dtype = clean_log_probs.dtype
         alpha_t = self.schedule.alpha(expand_time(t, batch, xt.device, dtype))

@@ -42,9 +42,7 @@ class UniformProcess(DiffusionProcess):
     def clean_log_probs(self, logits: Tensor, xt: Tensor) -> Tensor:
         return torch.log_softmax(logits, dim=-1).clamp_min(LOG_FLOOR)
 
-    def reverse_log_probs(
-        self, clean_log_probs: Tensor, xt: Tensor, t: Tensor | float, s: Tensor | float
-    ) -> Tensor:
+    def reverse_log_probs(self, clean_log_probs: Tensor, xt: Tensor, t: Tensor | float, s: Tensor | float) -> Tensor:
         """log q(xs | xt, x = x_theta), computed in log space:
         [alpha_t N x*xt + (alpha_{t|s} - alpha_t) xt + (alpha_s - alpha_t) x
          + (1 - alpha_{t|s})(1 - alpha_s)/N] / (alpha_t N <x, xt> + 1 - alpha_t)."""
@@ -108,4 +106,3 @@ class UniformProcess(DiffusionProcess):
         log_q = self.reverse_log_probs(one_hot, xt, t, s)
         log_p = self.reverse_log_probs(log_x, xt, t, s)
         return (log_q.exp() * (log_q - log_p)).sum(-1)
-

@@ -124,10 +124,8 @@ def sample(
         for i in tqdm(range(steps, 0, -1), disable=not progress, desc="sampling", leave=False):
             t, s = i / steps, (i - 1) / steps
             log_probs = guidance(GuidanceStep(process, cache, xt, t, s, generator=generator))  # [B, L, S]
-            if i == 1 and final_step == "argmax":
-                xt = log_probs.argmax(dim=-1)
-            else:
-                xt = categorical(log_probs, generator)
+            last = i == 1 and final_step == "argmax"
+            xt = log_probs.argmax(dim=-1) if last else categorical(log_probs, generator)
             if fixed_mask is not None:
                 xt = torch.where(fixed_mask, fixed_tokens, xt)  # type: ignore[arg-type]
     finally:

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from guided_diffusion.conditioning import NULL_LABEL, Condition
 from guided_diffusion.data import TokenDataset
-from guided_diffusion.processes.base import DiffusionProcess
+from guided_diffusion.processes.base import DenoiseFn, DiffusionProcess
 
 
 class Objective(Protocol):
@@ -75,10 +75,8 @@ class DenoiserObjective:
         self.value_dropout = value_dropout
 
     def loss(self, model: nn.Module, batch: TokenDataset, generator: torch.Generator) -> Tensor:
-        cond = drop_condition(
-            batch, drop_all=self.cond_dropout, drop_entry=self.value_dropout, generator=generator
-        )
-        out = self.process.loss(lambda xt, t: model(xt, t, cond), batch.tokens, generator=generator)
+        cond = drop_condition(batch, drop_all=self.cond_dropout, drop_entry=self.value_dropout, generator=generator)
+        out = self.process.loss(_bind(model, cond), batch.tokens, generator=generator)
         return out.loss
 
     def tokens_per_example(self, batch: TokenDataset) -> int:
@@ -99,7 +97,7 @@ class DenoiserObjective:
             batch = data.subset(slice(start, start + batch_size))
             x0 = batch.tokens.to(device)
             state = generator.get_state()
-            nelbo = self.process.loss(lambda xt, t: model(xt, t, None), x0, generator=generator).nelbo
+            nelbo = self.process.loss(_bind(model, None), x0, generator=generator).nelbo
             totals["uncond"] += float(nelbo.sum())
             if has_cond:
                 generator.set_state(state)  # same t and noise for a paired comparison
@@ -107,12 +105,25 @@ class DenoiserObjective:
                     labels=None if batch.labels is None else batch.labels.to(device),
                     values=None if batch.values is None else batch.values.to(device),
                 )
-                nelbo = self.process.loss(lambda xt, t: model(xt, t, cond), x0, generator=generator).nelbo
+                nelbo = self.process.loss(_bind(model, cond), x0, generator=generator).nelbo
                 totals["cond"] += float(nelbo.sum())
             tokens += x0.numel()
         model.train(was_training)
         nats = totals["uncond"] / tokens
-        metrics = {"val_nats_per_token": nats, "val_bits_per_token": nats / math.log(2), "val_ppl_bound": math.exp(nats)}
+        metrics = {
+            "val_nats_per_token": nats,
+            "val_bits_per_token": nats / math.log(2),
+            "val_ppl_bound": math.exp(nats),
+        }
         if has_cond:
             metrics["val_cond_nats_per_token"] = totals["cond"] / tokens
         return metrics
+
+
+def _bind(model: nn.Module, cond: Condition | None) -> DenoiseFn:
+    """``(xt, t) -> model(xt, t, cond)``."""
+
+    def denoise(xt: Tensor, t: Tensor) -> Tensor:
+        return model(xt, t, cond)
+
+    return denoise

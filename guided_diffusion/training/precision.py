@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 import torch
 
 
-class Precision(str, Enum):
+class Precision(StrEnum):
     """Training precision: ``auto`` measures and picks, ``fp32`` or ``bf16`` (autocast) force one."""
 
     AUTO = "auto"

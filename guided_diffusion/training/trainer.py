@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from guided_diffusion.data import TokenDataset
+from guided_diffusion.networks.dit import Denoiser, per_token_parameters
 from guided_diffusion.training.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
@@ -27,7 +28,7 @@ from guided_diffusion.training.checkpoint import (
 from guided_diffusion.training.distributed import DistributedContext, all_reduce_mean, setup_distributed
 from guided_diffusion.training.objectives import Objective
 from guided_diffusion.training.optim import EMA, learning_rate, load_optimizer_tensors, optimizer_tensors
-from guided_diffusion.training.precision import Precision, choose_precision
+from guided_diffusion.training.precision import Precision, choose_precision, transformer_flops_per_token
 
 
 @dataclass
@@ -183,7 +184,8 @@ def train(
         "val_fingerprint": None if val_data is None else val_data.fingerprint(),
         "val_size": 0 if val_data is None else len(val_data),
     }
-    step, wall_before, metrics = 0, 0.0, {}
+    step, wall_before = 0, 0.0
+    metrics: dict[str, float] = {}
     if resume and (ckpt_dir.exists() or ckpt_dir.with_name(".checkpoint.old").exists()):
         step, wall_before, metrics = _restore(ckpt_dir, model, optimizer, ema, names, meta)
         if log and ctx.is_main:
@@ -192,7 +194,9 @@ def train(
         raise CheckpointError(f"{ckpt_dir} exists; pass resume=true to continue it or choose another run_dir")
 
     choice = choose_precision(config.precision, ctx.device)
-    trained = torch.compile(model) if config.compile else model
+    trained: nn.Module = model
+    if config.compile:
+        trained = torch.compile(model)  # type: ignore[assignment]
     if ctx.enabled:
         trained = DistributedDataParallel(trained, device_ids=[ctx.local_rank] if ctx.device.type == "cuda" else None)
     batches = _Batches(train_data, config.batch_size, config.seed, ctx)
@@ -259,7 +263,10 @@ def train(
                 metrics = _validate(model, ema, objective, val_data, config)
                 _append_log(run_dir, {"step": step, **metrics})
                 if log:
-                    print(f"step {step:>7} | validation " + " | ".join(f"{k} {v:.4f}" for k, v in metrics.items()), flush=True)
+                    print(
+                        f"step {step:>7} | validation " + " | ".join(f"{k} {v:.4f}" for k, v in metrics.items()),
+                        flush=True,
+                    )
             ctx.barrier()
 
         checkpoint_now = finished or out_of_time or (config.ckpt_every > 0 and step % config.ckpt_every == 0)
@@ -272,17 +279,15 @@ def train(
             if log and ctx.is_main:
                 print(f"stopping after {elapsed_min:.1f} min at step {step}; resume=true continues", flush=True)
             break
-    return TrainResult(step=step, finished=finished, checkpoint=ckpt_dir, metrics=metrics, tokens_per_second=tokens_per_second)
+    return TrainResult(
+        step=step, finished=finished, checkpoint=ckpt_dir, metrics=metrics, tokens_per_second=tokens_per_second
+    )
 
 
 def _flops_per_token(model: nn.Module, seq_len: int) -> float:
-    from guided_diffusion.networks.dit import Denoiser, count_parameters
-    from guided_diffusion.training.precision import transformer_flops_per_token
-
     if isinstance(model, Denoiser):
         cfg = model.config
-        params = count_parameters(model, exclude_embeddings=True)
-        return transformer_flops_per_token(params, depth=cfg.depth, dim=cfg.dim, seq_len=seq_len)
+        return transformer_flops_per_token(per_token_parameters(model), depth=cfg.depth, dim=cfg.dim, seq_len=seq_len)
     return 6.0 * sum(p.numel() for p in model.parameters())
 
 

@@ -14,7 +14,9 @@ class TableDenoiser(nn.Module):
     It ignores t, like an MDLM denoiser, unless ``time_conditioned`` is set (then logits scale with t).
     """
 
-    def __init__(self, num_states: int, length: int, *, num_classes: int = 2, time_conditioned: bool = False, seed: int = 0):
+    def __init__(
+        self, num_states: int, length: int, *, num_classes: int = 2, time_conditioned: bool = False, seed: int = 0
+    ):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         self.table = nn.Parameter(torch.randn(length, num_states, num_states, generator=gen))

@@ -26,7 +26,7 @@ def setup(cls, *, batch: int = 6, length: int = 5, t: float = 0.6, s: float = 0.
 
 @pytest.mark.parametrize("cls", PROCESSES)
 def test_no_guidance_is_the_reverse_process(cls):
-    process, _, step, _ = setup(cls)
+    _, _, step, _ = setup(cls)
     out = NoGuidance()(step)
     torch.testing.assert_close(out, step.reverse_log_probs(None))
     torch.testing.assert_close(out.exp().sum(-1), torch.ones(out.shape[:2], dtype=out.dtype))

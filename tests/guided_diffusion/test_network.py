@@ -77,7 +77,9 @@ def test_bidirectional_network_looks_everywhere():
 
 
 def test_concat_conditions_fills_nulls():
-    cond = concat_conditions([Condition(labels=torch.tensor([2])), None], [3, 2], num_properties=0, device=torch.device("cpu"))
+    cond = concat_conditions(
+        [Condition(labels=torch.tensor([2])), None], [3, 2], num_properties=0, device=torch.device("cpu")
+    )
     assert cond.labels.tolist() == [2, 2, 2, -1, -1]
 
 

@@ -16,7 +16,9 @@ PROCESSES = [MaskedProcess, UniformProcess]
 SCHEDULES = [LogLinearSchedule, CosineSchedule]
 
 
-def make(cls: type[DiffusionProcess], vocab: int = 6, schedule=LogLinearSchedule, eps: float = 1e-3, **kw) -> DiffusionProcess:
+def make(
+    cls: type[DiffusionProcess], vocab: int = 6, schedule=LogLinearSchedule, eps: float = 1e-3, **kw
+) -> DiffusionProcess:
     return cls(vocab, schedule(eps=eps), **kw)
 
 

@@ -56,8 +56,17 @@ def test_fixed_positions_never_change(cls):
         seen.append(step.xt.clone())
         return ClassifierFreeGuidance(Condition(labels=torch.tensor([0])), guidance_scale=2.0)(step)
 
-    out = sample(process, denoiser, num_samples=16, length=8, steps=12, generator=gen(), guidance=spy,
-                 fixed_mask=fixed_mask, fixed_tokens=fixed_tokens)  # type: ignore[arg-type]
+    out = sample(
+        process,
+        denoiser,
+        num_samples=16,
+        length=8,
+        steps=12,
+        generator=gen(),
+        guidance=spy,
+        fixed_mask=fixed_mask,
+        fixed_tokens=fixed_tokens,
+    )  # type: ignore[arg-type]
     for xt in [*seen, out.tokens]:
         assert torch.equal(xt[fixed_mask], fixed_tokens[fixed_mask])
 
@@ -81,8 +90,16 @@ def test_no_reuse_when_the_network_sees_t():
 @pytest.mark.parametrize("cls", PROCESSES)
 def test_float64_posterior_and_argmax_final_step(cls):
     process, denoiser = build(cls)
-    out = sample(process, denoiser, num_samples=8, length=8, steps=5, generator=gen(),
-                 posterior_dtype=torch.float64, final_step="argmax")
+    out = sample(
+        process,
+        denoiser,
+        num_samples=8,
+        length=8,
+        steps=5,
+        generator=gen(),
+        posterior_dtype=torch.float64,
+        final_step="argmax",
+    )
     assert bool((out.tokens < process.vocab_size).all())
 
 

@@ -1,0 +1,1 @@
+"""Noisy (time-conditioned) classifiers and regressors used by classifier-based guidance."""

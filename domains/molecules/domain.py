@@ -33,6 +33,7 @@ class MoleculeDomain:
         data_dir: data folder (default: :func:`default_data_dir`).
         tokenizer: stored tokenizer state (from a checkpoint); None = fit on the training set.
         normalizer: stored ``{property: [mean, std]}``; None = training-set statistics.
+        quantiles: stored ``{property: [101 quantiles]}``; None = training-set statistics.
         workers: processes for property computation.
     """
 
@@ -52,6 +53,7 @@ class MoleculeDomain:
         data_dir: str | None = None,
         tokenizer: dict[str, Any] | None = None,
         normalizer: dict[str, list[float]] | None = None,
+        quantiles: dict[str, list[float]] | None = None,
         workers: int | None = None,
     ) -> None:
         if dataset not in DATASETS:
@@ -69,6 +71,8 @@ class MoleculeDomain:
         self.max_train, self.num_val, self.seed = max_train, num_val, seed
         self.data_dir, self.workers = data_dir, workers
         self._tokenizer = None if tokenizer is None else MoleculeTokenizer.from_json(tokenizer)
+        self._quantiles = quantiles
+        self._token_memo: tuple[tuple[str, ...], list[list[str] | None]] | None = None
         self._normalizer = (
             None if normalizer is None else {k: (float(v[0]), float(v[1])) for k, v in normalizer.items()}
         )
@@ -83,8 +87,24 @@ class MoleculeDomain:
     @property
     def tokenizer(self) -> MoleculeTokenizer:
         if self._tokenizer is None:
-            self._tokenizer = MoleculeTokenizer.fit(self.representation, self._train_smiles())
+            self._tokenizer = MoleculeTokenizer.fit_tokens(
+                self.representation, (t for t in self._tokenized(tuple(self._train_smiles())) if t is not None)
+            )
         return self._tokenizer
+
+    def _tokenized(self, smiles: tuple[str, ...]) -> list[list[str] | None]:
+        """Tokens of each molecule in this representation (None where it cannot be tokenized), memoised
+        for the last list seen: SELFIES conversion is the slow part of building a dataset."""
+        if self._token_memo is None or self._token_memo[0] != smiles:
+            probe = MoleculeTokenizer(self.representation, ["<pad>"])
+            lists: list[list[str] | None] = []
+            for item in smiles:
+                try:
+                    lists.append(probe.tokenize(item))
+                except ValueError:
+                    lists.append(None)
+            self._token_memo = (smiles, lists)
+        return self._token_memo[1]
 
     def _train_smiles(self) -> list[str]:
         train = self.splits.train
@@ -99,12 +119,31 @@ class MoleculeDomain:
     def normalizer(self) -> dict[str, tuple[float, float]]:
         """Per property (mean, std) of the training set, used to scale conditioning values."""
         if self._normalizer is None:
-            values = cached_properties(self._train_smiles(), self.property_names, workers=self.workers)
-            self._normalizer = {
-                name: (float(np.nanmean(values[:, j])), float(np.nanstd(values[:, j]) or 1.0))
-                for j, name in enumerate(self.property_names)
-            }
+            self._fit_statistics()
+        assert self._normalizer is not None
         return self._normalizer
+
+    @property
+    def quantiles(self) -> dict[str, list[float]]:
+        """Per property, the 0%, 1%, ..., 100% quantiles of the training set (maps threshold targets to
+        conditioning values); empty when a stored state predates them."""
+        if self._quantiles is None:
+            if self._tokenizer is not None and self._normalizer is not None:
+                return {}
+            self._fit_statistics()
+        return self._quantiles or {}
+
+    def _fit_statistics(self) -> None:
+        values = cached_properties(self._train_smiles(), self.property_names, workers=self.workers)
+        self._normalizer = {
+            name: (float(np.nanmean(values[:, j])), float(np.nanstd(values[:, j]) or 1.0))
+            for j, name in enumerate(self.property_names)
+        }
+        grid = np.linspace(0.0, 1.0, 101)
+        self._quantiles = {
+            name: [round(float(v), 6) for v in np.nanquantile(values[:, j], grid)]
+            for j, name in enumerate(self.property_names)
+        }
 
     def normalize(self, values: Tensor) -> Tensor:
         """Scale raw property values ``[N, P]`` for the network (NaN stays NaN)."""
@@ -115,19 +154,19 @@ class MoleculeDomain:
     def encode_filtered(self, smiles: list[str], *, what: str) -> tuple[Tensor, list[int]]:
         """Encode molecules that fit ``seq_len`` and the vocabulary; report how many were dropped."""
         tok = self.tokenizer
-        keep, rows, too_long, unknown = [], [], 0, 0
-        for i, item in enumerate(smiles):
-            try:
-                tokens = tok.tokenize(item)
-            except ValueError:
+        known = set(tok.vocabulary)
+        keep: list[str] = []
+        lists: list[list[str]] = []
+        rows: list[int] = []
+        too_long = unknown = 0
+        for i, (item, tokens) in enumerate(zip(smiles, self._tokenized(tuple(smiles)), strict=True)):
+            if tokens is None or any(t not in known for t in tokens):
                 unknown += 1
-                continue
-            if len(tokens) > self.seq_len:
+            elif len(tokens) > self.seq_len:
                 too_long += 1
-            elif any(t not in tok._index for t in tokens):
-                unknown += 1
             else:
                 keep.append(item)
+                lists.append(tokens)
                 rows.append(i)
         if too_long or unknown:
             print(
@@ -135,7 +174,7 @@ class MoleculeDomain:
                 f"tokens outside the vocabulary (kept {len(keep)} of {len(smiles)})",
                 file=sys.stderr,
             )
-        return tok.encode(keep, self.seq_len), rows
+        return tok.encode_tokens(keep, lists, self.seq_len), rows
 
     def _dataset(self, smiles: list[str], what: str) -> TokenDataset:
         tokens, rows = self.encode_filtered(smiles, what=what)
@@ -161,6 +200,7 @@ class MoleculeDomain:
             "seed": self.seed,
             "tokenizer": self.tokenizer.to_json(),
             "normalizer": {k: list(v) for k, v in self.normalizer.items()},
+            "quantiles": self.quantiles,
         }
 
     @classmethod

@@ -62,10 +62,15 @@ class MoleculeTokenizer:
     @classmethod
     def fit(cls, representation: Representation, smiles: Iterable[str]) -> MoleculeTokenizer:
         """Build the vocabulary of ``smiles`` (sorted by frequency, then alphabetically)."""
-        counts: Counter[str] = Counter()
         probe = cls(representation, [PAD])
-        for item in smiles:
-            counts.update(probe.tokenize(item))
+        return cls.fit_tokens(representation, (probe.tokenize(item) for item in smiles))
+
+    @classmethod
+    def fit_tokens(cls, representation: Representation, token_lists: Iterable[list[str]]) -> MoleculeTokenizer:
+        """Build the vocabulary from already tokenized molecules."""
+        counts: Counter[str] = Counter()
+        for tokens in token_lists:
+            counts.update(tokens)
         ordered = sorted(counts, key=lambda tok: (-counts[tok], tok))
         return cls(representation, [PAD, *ordered])
 
@@ -100,9 +105,12 @@ class MoleculeTokenizer:
         Raises:
             ValueError: naming the first molecule that is too long or holds a token outside the vocabulary.
         """
-        out = torch.zeros(len(items), length, dtype=torch.long)
-        for row, item in enumerate(items):
-            tokens = self.tokenize(item)
+        return self.encode_tokens(items, [self.tokenize(item) for item in items], length)
+
+    def encode_tokens(self, items: list[str], token_lists: list[list[str]], length: int) -> Tensor:
+        """:meth:`encode` for molecules already split into tokens (``items`` only name them in errors)."""
+        out = torch.zeros(len(token_lists), length, dtype=torch.long)
+        for row, (item, tokens) in enumerate(zip(items, token_lists, strict=True)):
             if len(tokens) > length:
                 raise ValueError(f"molecule {item!r} has {len(tokens)} tokens, more than the model's {length}")
             try:

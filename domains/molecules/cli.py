@@ -1,0 +1,166 @@
+"""``guide-gen molecules``: generate molecules toward property targets with a shipped model, and
+``guide-gen molecules score FILE.csv``: score a CSV of SMILES with RDKit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from domains.molecules.generate import DATASETS, MODELS, sample_molecules, shipped_checkpoint
+from domains.molecules.metrics import evaluate
+from domains.molecules.reference import fcd_path, load_novelty
+from domains.molecules.report import format_report, samples_table, write_samples
+from domains.molecules.targets import SYNTAX, Target, TargetError, parse_targets
+from guided_diffusion.cli.errors import UsageError
+from guided_diffusion.pipeline import load_model
+
+DEFAULT_DATASET = "moses"
+DEFAULT_MODEL = "udlm"
+DEFAULT_SCALE = 2.0
+DEFAULT_STEPS = 64
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _generate_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="guide-gen molecules", description="Generate molecules toward property targets.")
+    p.add_argument("--target", action="append", default=[], help=f"property target: {SYNTAX} (repeatable)")
+    p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    p.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL, help="uniform (udlm) or masked (mdlm) noise")
+    p.add_argument("--dataset", choices=DATASETS, default=DEFAULT_DATASET, help="training data of the model")
+    p.add_argument("--checkpoint", default=None, help="use this checkpoint folder instead of a shipped model")
+    p.add_argument("--method", choices=["cfg", "none"], default="cfg", help="classifier-free guidance, or none")
+    p.add_argument("--guidance-scale", type=float, default=DEFAULT_SCALE, help=f"gamma (default {DEFAULT_SCALE})")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"reverse steps (default {DEFAULT_STEPS})")
+    p.add_argument("--seed", type=int, default=0, help="sampler seed")
+    p.add_argument("--batch-size", type=int, default=256, help="rows per network batch")
+    p.add_argument("--until-valid", action="store_true", help="keep sampling until n valid molecules exist")
+    p.add_argument("--out", default=None, help="write samples to a .csv (all) or .sdf (valid) file")
+    p.add_argument("--fcd", action="store_true", help="also report FCD against the dataset's test set")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _score_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="guide-gen molecules score", description="Score a CSV of SMILES (column 'smiles') with RDKit.")
+    p.add_argument("csv", help="CSV file with a 'smiles' column (one row per raw sample)")
+    p.add_argument("--target", action="append", default=[], help=f"property target: {SYNTAX} (repeatable)")
+    p.add_argument("--dataset", choices=DATASETS, default=DEFAULT_DATASET, help="reference for novelty and FCD")
+    p.add_argument("--no-fcd", action="store_true", help="skip FCD")
+    p.add_argument("--json", default=None, help="also write the metrics to this JSON file")
+    return p
+
+
+def _targets(texts: list[str]) -> list[Target]:
+    try:
+        return parse_targets(texts)
+    except TargetError as err:
+        raise UsageError(str(err)) from None
+
+
+def _positive(name: str, value: int) -> None:
+    if value < 1:
+        raise UsageError(f"{name} must be >= 1, got {value}")
+
+
+def generate_main(argv: list[str]) -> int:
+    args = _generate_parser().parse_args(argv)
+    targets = _targets(args.target)
+    for name in ("n", "steps", "batch_size"):
+        _positive(f"--{name.replace('_', '-')}" if name != "n" else "-n", getattr(args, name))
+    if args.guidance_scale < 0:
+        raise UsageError(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        path = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint(args.dataset, args.model)
+        model = load_model(path, device=device)
+        start = time.perf_counter()
+        out = sample_molecules(
+            model,
+            n=args.n,
+            targets=targets,
+            method=args.method,
+            guidance_scale=args.guidance_scale,
+            steps=args.steps,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            until_valid=args.until_valid,
+            progress=not args.quiet,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    dataset = model.domain.dataset
+    report, canonical, values = evaluate(
+        out.smiles,
+        targets=targets,
+        properties=model.domain.property_names,
+        novelty=load_novelty(dataset),
+        fcd_reference=fcd_path(dataset) if args.fcd and fcd_path(dataset).is_file() else None,
+    )
+    guidance = "unguided" if args.method == "none" or not targets else f"D-CFG scale {args.guidance_scale:g}"
+    print(
+        f"{len(out.smiles)} samples from {path.name} ({model.domain.representation.upper()}, "
+        f"{model.process.name} noise), {guidance}, {args.steps} steps, seed {args.seed}: "
+        f"{time.perf_counter() - start:.1f} s sampling and scoring"
+        + (f", {out.rounds} rounds" if args.until_valid else "")
+    )
+    print(format_report(report))
+    if args.out:
+        names = list(dict.fromkeys([*model.domain.property_names, *(t.name for t in targets)]))
+        count = write_samples(samples_table(out.smiles, canonical, values, names), args.out)
+        print(f"wrote {count} molecules to {args.out}")
+    return 0
+
+
+def score_main(argv: list[str]) -> int:
+    args = _score_parser().parse_args(argv)
+    targets = _targets(args.target)
+    path = Path(args.csv)
+    if not path.is_file():
+        raise UsageError(f"no such file: {path}")
+    try:
+        table = pd.read_csv(path, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+        raise UsageError(f"{path} is not a readable CSV: {err}") from None
+    if "smiles" not in table.columns:
+        raise UsageError(f"{path} has no 'smiles' column (columns: {', '.join(map(str, table.columns))})")
+    smiles = [str(s) for s in table["smiles"]]
+    fcd = None if args.no_fcd or not fcd_path(args.dataset).is_file() else fcd_path(args.dataset)
+    report, _, _ = evaluate(smiles, targets=targets, novelty=load_novelty(args.dataset), fcd_reference=fcd)
+    print(f"{path}: {report.n} samples scored with RDKit against {args.dataset}")
+    print(format_report(report))
+    if args.json:
+        payload = {
+            "n": report.n,
+            "validity": report.validity,
+            "uniqueness": report.uniqueness,
+            "novelty": report.novelty,
+            "diversity": report.diversity,
+            "fcd": report.fcd,
+            "properties": report.properties,
+            "targets": {
+                str(r.target): {"hit_rate": r.hit_rate, "hits": r.hits, "mean": r.mean, "mae": r.mae}
+                for r in report.targets
+            },
+            "all_targets_share": report.all_targets_hits / report.valid if report.valid else 0.0,
+        }
+        from guided_diffusion.training.checkpoint import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """Entry point registered as the ``molecules`` command."""
+    if argv and argv[0] == "score":
+        return score_main(argv[1:])
+    return generate_main(argv)

@@ -16,7 +16,7 @@ from domains.molecules.metrics import evaluate
 from domains.molecules.reference import fcd_path, load_novelty
 from domains.molecules.report import format_report, samples_table, write_samples
 from domains.molecules.targets import SYNTAX, Target, TargetError, parse_targets
-from guided_diffusion.cli.errors import UsageError
+from guided_diffusion.cli.errors import ArgumentParser, UsageError
 from guided_diffusion.pipeline import load_model
 
 DEFAULT_DATASET = "moses"
@@ -25,13 +25,8 @@ DEFAULT_SCALE = 2.0
 DEFAULT_STEPS = 64
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
-
-
 def _generate_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="guide-gen molecules", description="Generate molecules toward property targets.")
+    p = ArgumentParser(prog="guide-gen molecules", description="Generate molecules toward property targets.")
     p.add_argument("--target", action="append", default=[], help=f"property target: {SYNTAX} (repeatable)")
     p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL, help="uniform (udlm) or masked (mdlm) noise")
@@ -51,7 +46,9 @@ def _generate_parser() -> argparse.ArgumentParser:
 
 
 def _score_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="guide-gen molecules score", description="Score a CSV of SMILES (column 'smiles') with RDKit.")
+    p = ArgumentParser(
+        prog="guide-gen molecules score", description="Score a CSV of SMILES (column 'smiles') with RDKit."
+    )
     p.add_argument("csv", help="CSV file with a 'smiles' column (one row per raw sample)")
     p.add_argument("--target", action="append", default=[], help=f"property target: {SYNTAX} (repeatable)")
     p.add_argument("--dataset", choices=DATASETS, default=DEFAULT_DATASET, help="reference for novelty and FCD")
@@ -159,8 +156,54 @@ def score_main(argv: list[str]) -> int:
     return 0
 
 
+def _evaluate_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(
+        prog="guide-gen molecules evaluate", description="Acceptance table of a checkpoint (n per setting)."
+    )
+    p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped model)")
+    p.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL)
+    p.add_argument("--dataset", choices=DATASETS, default=DEFAULT_DATASET)
+    p.add_argument("-n", type=int, default=512, help="samples per setting (default 512)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    p.add_argument("--guidance-scale", type=float, default=DEFAULT_SCALE)
+    p.add_argument("--no-fcd", action="store_true", help="skip FCD")
+    p.add_argument("--out", required=True, help="folder for the CSVs, evaluation.json and evaluation.md")
+    return p
+
+
+def evaluate_main(argv: list[str]) -> int:
+    from domains.molecules.evaluation import evaluate_model
+
+    args = _evaluate_parser().parse_args(argv)
+    for name in ("n", "steps"):
+        _positive(name, getattr(args, name))
+    try:
+        path = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint(args.dataset, args.model)
+        model = load_model(path, device="cuda" if torch.cuda.is_available() else "cpu")
+        evaluate_model(
+            model,
+            args.out,
+            n=args.n,
+            seed=args.seed,
+            steps=args.steps,
+            guidance_scale=args.guidance_scale,
+            fcd=not args.no_fcd,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    print((Path(args.out) / "evaluation.md").read_text())
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    """Entry point registered as the ``molecules`` command."""
+    """Entry point registered as the ``molecules`` command (sub-actions: score, evaluate, release)."""
     if argv and argv[0] == "score":
         return score_main(argv[1:])
+    if argv and argv[0] == "evaluate":
+        return evaluate_main(argv[1:])
+    if argv and argv[0] == "release":
+        from domains.molecules.release import main as release_main
+
+        return release_main(argv[1:])
     return generate_main(argv)

@@ -83,8 +83,11 @@ def _qm9_from_qm9pack() -> list[str]:
     return [c for c in (canonical_smiles(s) for s in smiles) if c]
 
 
-def load_qm9(data_dir: str | Path | None = None, *, seed: int = 42, val_fraction: float = 0.05) -> MoleculeSplits:
-    """QM9 canonical SMILES with a seeded random train/validation split (the validation set doubles as test).
+def load_qm9(
+    data_dir: str | Path | None = None, *, seed: int = 42, val_fraction: float = 0.05, num_val: int | None = None
+) -> MoleculeSplits:
+    """QM9 canonical SMILES with a seeded random train/validation split; the held-out 5% is the test set and
+    its first ``num_val`` molecules (all by default) the validation set.
 
     Reads ``molecules/qm9.csv.gz`` under ``data_dir``; if it is absent and ``qm9pack`` is installed, builds the
     list from that package.
@@ -101,9 +104,9 @@ def load_qm9(data_dir: str | Path | None = None, *, seed: int = 42, val_fraction
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(smiles))
     n_val = round(val_fraction * len(smiles))
-    val = [smiles[i] for i in order[:n_val]]
+    test = [smiles[i] for i in order[:n_val]]
     train = [smiles[i] for i in order[n_val:]]
-    return MoleculeSplits(train=train, val=val, test=val)
+    return MoleculeSplits(train=train, val=test[:num_val] if num_val else test, test=test)
 
 
 def load_moses(

@@ -81,7 +81,7 @@ class MoleculeDomain:
     @cached_property
     def splits(self) -> MoleculeSplits:
         if self.dataset == "qm9":
-            return load_qm9(self.data_dir)
+            return load_qm9(self.data_dir, num_val=self.num_val)
         return load_moses(self.data_dir, max_train=self.max_train, num_val=self.num_val, seed=self.seed)
 
     @property

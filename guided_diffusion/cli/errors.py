@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 
 class UsageError(Exception):
     """Bad input from the user (arguments, overrides, paths). The message names the problem and the
@@ -14,3 +16,10 @@ def one_line(err: BaseException) -> str:
         err = err.__cause__
     text = str(err) or type(err).__name__
     return " ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose usage errors raise :class:`UsageError` (one line, exit 2) instead of exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)

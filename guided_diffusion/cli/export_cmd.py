@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
-from guided_diffusion.cli.errors import UsageError
+from guided_diffusion.cli.errors import ArgumentParser
 from guided_diffusion.pipeline import export_model
 
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(message)
-
-
 def main(argv: list[str]) -> int:
-    parser = _Parser(prog="guide-gen export", description="Write EMA weights (cast) and model.json to DST.")
+    parser = ArgumentParser(prog="guide-gen export", description="Write EMA weights (cast) and model.json to DST.")
     parser.add_argument("src", help="checkpoint folder")
     parser.add_argument("dst", help="destination folder")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="float16", help="weights dtype")

@@ -61,7 +61,7 @@ class DenoiserConfig:
 
 
 def _modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
-    return x * (1.0 + scale.unsqueeze(1)) + shift.unsqueeze(1)
+    return torch.addcmul(shift.unsqueeze(1), x, 1.0 + scale.unsqueeze(1))
 
 
 class Block(nn.Module):

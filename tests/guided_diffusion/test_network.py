@@ -90,3 +90,19 @@ def test_config_validation():
         DenoiserConfig(num_states=4, seq_len=4, positions="sinusoid")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="seq_len"):
         net()(torch.randint(0, 9, (1, 13)), torch.rand(1))
+
+
+def test_rotary_rotates_channel_pairs_and_scores_depend_on_offsets_only():
+    from guided_diffusion.networks.rotary import Rotary
+
+    rot = Rotary(8, 16)
+    x = torch.randn(2, 3, 10, 8)
+    inv = 1.0 / 10000 ** (torch.arange(0, 8, 2).float() / 8)
+    ang = torch.outer(torch.arange(10).float(), inv)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    reference = torch.stack([x1 * ang.cos() - x2 * ang.sin(), x1 * ang.sin() + x2 * ang.cos()], -1).flatten(-2)
+    torch.testing.assert_close(rot(x), reference, atol=1e-5, rtol=1e-5)
+    q, k = torch.randn(8), torch.randn(8)
+    seq_q = rot(q.expand(1, 1, 16, 8))[0, 0]
+    seq_k = rot(k.expand(1, 1, 16, 8))[0, 0]
+    torch.testing.assert_close(seq_q[3] @ seq_k[1], seq_q[9] @ seq_k[7], atol=1e-5, rtol=1e-5)

@@ -11,7 +11,9 @@ from guided_diffusion.cli.main import main
 @pytest.fixture(scope="module")
 def tiny_release(tmp_path_factory, data_dir):
     runs = tmp_path_factory.mktemp("release")
-    code = main(["molecules", "release", "--preset", "tiny", "--runs-dir", str(runs), "--models", "qm9_udlm", "-n", "8"])
+    code = main(
+        ["molecules", "release", "--preset", "tiny", "--runs-dir", str(runs), "--models", "qm9_udlm", "-n", "8"]
+    )
     assert code == 0
     return runs / "qm9_udlm"
 

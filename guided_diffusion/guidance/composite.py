@@ -1,0 +1,37 @@
+"""Several guidance terms at once: the guided log-probabilities are the unguided ones plus the sum of every
+term's log-weights, renormalised per position (each term keeps its own guidance scale)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from guided_diffusion.conditioning import Condition
+from guided_diffusion.guidance.base import Guidance, GuidanceStep
+
+
+class ComposedGuidance(Guidance):
+    """Apply ``terms`` together, e.g. D-CFG on one property and D-CBG on another.
+
+    Raises:
+        ValueError: if the terms disagree on the unguided transition they weight (``base_condition``).
+    """
+
+    def __init__(self, *terms: Guidance) -> None:
+        if not terms:
+            raise ValueError("ComposedGuidance needs at least one term")
+        bases = {id(t.base_condition) for t in terms}
+        if len(bases) > 1:
+            raise ValueError("composed guidance terms must share one base condition")
+        self.terms = terms
+        self.base_condition = terms[0].base_condition
+
+    def conditions(self) -> list[Condition | None]:
+        return [cond for term in self.terms for cond in term.conditions()]
+
+    def log_weights(self, step: GuidanceStep, base: Tensor) -> Tensor | None:
+        total: Tensor | None = None
+        for term in self.terms:
+            weights = term.log_weights(step, base)
+            if weights is not None:
+                total = weights if total is None else total + weights
+        return total

@@ -1,0 +1,109 @@
+"""Noisy (time-conditioned) classifiers and regressors: a small bidirectional transformer over xt with a
+pooled head. They read token ids or one-hot/soft inputs ``[B, L, S]``, so first-order guidance can
+differentiate through them (Schiff et al. 2025, Sec. 3.2)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from guided_diffusion.networks.dit import Block, DenoiserConfig
+from guided_diffusion.networks.embeddings import TimeEmbedding
+from guided_diffusion.networks.rotary import Rotary
+
+Head = Literal["gaussian", "categorical"]
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Architecture of :class:`NoisyClassifier`.
+
+    Attributes:
+        num_states: S, the input states (the denoiser's, mask included for the masked process).
+        seq_len: L.
+        num_outputs: P regressed properties (gaussian head) or C classes (categorical head).
+        head: ``gaussian`` (mean and log-variance per output) or ``categorical`` (class logits).
+        dim, depth, heads, mlp_ratio: transformer size.
+        time_conditioning: whether the network sees t (recorded; guidance always passes t).
+        output_names: names of the outputs (properties or classes).
+    """
+
+    num_states: int
+    seq_len: int
+    num_outputs: int
+    head: Head = "gaussian"
+    dim: int = 128
+    depth: int = 2
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    time_conditioning: bool = True
+    output_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.head not in ("gaussian", "categorical"):
+            raise ValueError(f"classifier head must be 'gaussian' or 'categorical', got {self.head!r}")
+        if self.num_outputs < 1:
+            raise ValueError(f"num_outputs must be >= 1, got {self.num_outputs}")
+        if self.head == "categorical" and self.num_outputs < 2:
+            raise ValueError("a categorical classifier needs at least 2 classes")
+        object.__setattr__(self, "output_names", tuple(self.output_names))
+
+    def to_json(self) -> dict[str, object]:
+        data = asdict(self)
+        data["output_names"] = list(self.output_names)
+        return data
+
+
+@dataclass(frozen=True)
+class ClassifierOutput:
+    """Gaussian head: ``mean`` and ``log_var`` ``[B, P]``; categorical head: ``logits`` ``[B, C]``."""
+
+    mean: Tensor | None = None
+    log_var: Tensor | None = None
+    logits: Tensor | None = None
+
+
+class NoisyClassifier(nn.Module):
+    """``(xt, t) -> ClassifierOutput`` for token ids ``[B, L]`` or one-hot/soft inputs ``[B, L, S]``."""
+
+    def __init__(self, cfg: ClassifierConfig) -> None:
+        super().__init__()
+        self.config = cfg
+        trunk = DenoiserConfig(
+            num_states=cfg.num_states,
+            seq_len=cfg.seq_len,
+            dim=cfg.dim,
+            depth=cfg.depth,
+            heads=cfg.heads,
+            mlp_ratio=cfg.mlp_ratio,
+            time_conditioning=cfg.time_conditioning,
+        )
+        self.embed = nn.Parameter(torch.randn(cfg.num_states, cfg.dim) * 0.02)
+        rotary = Rotary(cfg.dim // cfg.heads, cfg.seq_len)
+        self.time = TimeEmbedding(cfg.dim) if cfg.time_conditioning else None
+        self.blocks = nn.ModuleList(Block(trunk, rotary) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(cfg.dim)
+        width = 2 * cfg.num_outputs if cfg.head == "gaussian" else cfg.num_outputs
+        self.out = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, width))
+
+    def forward(self, x: Tensor, t: Tensor) -> ClassifierOutput:
+        if x.dtype == torch.long:
+            h = F.embedding(x, self.embed)  # [B, L, D]
+        else:
+            h = x.to(self.embed.dtype) @ self.embed  # soft / one-hot input [B, L, S] -> [B, L, D]
+        batch = h.shape[0]
+        c = torch.zeros(batch, self.config.dim, device=h.device, dtype=h.dtype)
+        if self.time is not None:
+            c = c + self.time(t.reshape(-1).expand(batch) if t.numel() == 1 else t)
+        for block in self.blocks:
+            h = block(h, c)
+        pooled = self.norm(h).mean(dim=1)  # [B, D]
+        out = self.out(pooled).float()
+        if self.config.head == "categorical":
+            return ClassifierOutput(logits=out)
+        mean, log_var = out.chunk(2, dim=-1)
+        return ClassifierOutput(mean=mean, log_var=log_var.clamp(-10.0, 10.0))

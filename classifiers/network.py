@@ -91,10 +91,8 @@ class NoisyClassifier(nn.Module):
         self.out = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, width))
 
     def forward(self, x: Tensor, t: Tensor) -> ClassifierOutput:
-        if x.dtype == torch.long:
-            h = F.embedding(x, self.embed)  # [B, L, D]
-        else:
-            h = x.to(self.embed.dtype) @ self.embed  # soft / one-hot input [B, L, S] -> [B, L, D]
+        # token ids -> embedding rows; one-hot / soft inputs [B, L, S] -> their mixture of rows
+        h = F.embedding(x, self.embed) if x.dtype == torch.long else x.to(self.embed.dtype) @ self.embed
         batch = h.shape[0]
         c = torch.zeros(batch, self.config.dim, device=h.device, dtype=h.dtype)
         if self.time is not None:

@@ -4,6 +4,7 @@ Validation reports the error in bins of t."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -73,7 +74,7 @@ class ClassifierObjective:
         gen = torch.Generator(device=device).manual_seed(seed)
         metrics: dict[str, float] = {}
         total_loss, total_rows = 0.0, 0
-        for lo, hi in zip(T_BINS[:-1], T_BINS[1:], strict=True):
+        for lo, hi in itertools.pairwise(T_BINS):
             sq = torch.zeros(len(self.output_names), device=device)
             count = torch.zeros(len(self.output_names), device=device)
             correct, rows = 0.0, 0

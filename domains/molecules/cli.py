@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from classifiers import load_classifier
 from domains.molecules.generate import DATASETS, MODELS, sample_molecules, shipped_checkpoint
 from domains.molecules.metrics import evaluate
 from domains.molecules.reference import fcd_path, load_novelty
@@ -32,7 +33,16 @@ def _generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL, help="uniform (udlm) or masked (mdlm) noise")
     p.add_argument("--dataset", choices=DATASETS, default=DEFAULT_DATASET, help="training data of the model")
     p.add_argument("--checkpoint", default=None, help="use this checkpoint folder instead of a shipped model")
-    p.add_argument("--method", choices=["cfg", "none"], default="cfg", help="classifier-free guidance, or none")
+    p.add_argument(
+        "--method",
+        choices=["cfg", "cbg", "none"],
+        default="cfg",
+        help="default guidance of the targets: classifier-free (cfg), noisy-regressor (cbg) or none",
+    )
+    p.add_argument("--cbg-mode", choices=["exact", "first-order"], default="first-order", help="D-CBG evaluation")
+    p.add_argument("--top-k", type=int, default=None, help="exact D-CBG: candidate tokens scored per position")
+    p.add_argument("--classifier", default=None, help="noisy regressor checkpoint for cbg (default: the shipped one)")
+    p.add_argument("--template", default=None, help="infilling template: SMILES with '?' for open tokens")
     p.add_argument("--guidance-scale", type=float, default=DEFAULT_SCALE, help=f"gamma (default {DEFAULT_SCALE})")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"reverse steps (default {DEFAULT_STEPS})")
     p.add_argument("--seed", type=int, default=0, help="sampler seed")
@@ -69,6 +79,14 @@ def _positive(name: str, value: int) -> None:
         raise UsageError(f"{name} must be >= 1, got {value}")
 
 
+def describe_guidance(targets: list[Target], method: str, scale: float, cbg_mode: str) -> str:
+    if method == "none" or not targets:
+        return "unguided"
+    methods = sorted({t.method or method for t in targets})
+    names = {"cfg": "D-CFG", "cbg": f"D-CBG ({cbg_mode})"}
+    return " + ".join(names[m] for m in methods) + f", scale {scale:g}"
+
+
 def generate_main(argv: list[str]) -> int:
     args = _generate_parser().parse_args(argv)
     targets = _targets(args.target)
@@ -80,9 +98,14 @@ def generate_main(argv: list[str]) -> int:
     try:
         path = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint(args.dataset, args.model)
         model = load_model(path, device=device)
+        classifier = load_classifier(args.classifier, process=model.process, device=device) if args.classifier else None
         start = time.perf_counter()
         out = sample_molecules(
             model,
+            classifier=classifier,
+            cbg_mode=args.cbg_mode,
+            top_k=args.top_k,
+            template=args.template,
             n=args.n,
             targets=targets,
             method=args.method,
@@ -103,7 +126,7 @@ def generate_main(argv: list[str]) -> int:
         novelty=load_novelty(dataset),
         fcd_reference=fcd_path(dataset) if args.fcd and fcd_path(dataset).is_file() else None,
     )
-    guidance = "unguided" if args.method == "none" or not targets else f"D-CFG scale {args.guidance_scale:g}"
+    guidance = describe_guidance(targets, args.method, args.guidance_scale, args.cbg_mode)
     print(
         f"{len(out.smiles)} samples from {path.name} ({model.domain.representation.upper()}, "
         f"{model.process.name} noise), {guidance}, {args.steps} steps, seed {args.seed}: "

@@ -10,18 +10,26 @@ from typing import Literal
 import numpy as np
 import torch
 
+from classifiers import LoadedClassifier, gaussian_target, load_classifier
 from domains.molecules.domain import MoleculeDomain
-from domains.molecules.properties import parse_molecule
+from domains.molecules.properties import get_property, parse_molecule
 from domains.molecules.targets import Target
 from guided_diffusion.conditioning import Condition
-from guided_diffusion.guidance import ClassifierFreeGuidance, Guidance, NoGuidance
+from guided_diffusion.guidance import (
+    CBGMode,
+    ClassifierFreeGuidance,
+    ClassifierGuidance,
+    ComposedGuidance,
+    Guidance,
+    NoGuidance,
+)
 from guided_diffusion.pipeline import LoadedModel, generate
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 DATASETS = ("moses", "qm9")
 MODELS = ("udlm", "mdlm")
 
-Method = Literal["cfg", "none"]
+Method = Literal["cfg", "cbg", "none"]
 
 
 def shipped_checkpoint(dataset: str, model: str) -> Path:
@@ -88,14 +96,69 @@ class MoleculeSamples:
     rounds: int
 
 
-def make_guidance(model: LoadedModel, targets: list[Target], *, method: Method, guidance_scale: float) -> Guidance:
-    """The guidance for a method: D-CFG toward the targets, or none."""
+def default_classifier(model: LoadedModel) -> Path:
+    """The shipped noisy regressor of a shipped denoiser (``<name>_regressor`` beside it)."""
+    path = model.path.parent / f"{model.path.name}_regressor"
+    if not (path / "model.json").is_file():
+        raise ValueError(f"no noisy regressor for {model.path.name} (looked for {path}); pass a classifier checkpoint")
+    return path
+
+
+def classifier_term(
+    classifier: LoadedClassifier,
+    target: Target,
+    domain: MoleculeDomain,
+    *,
+    guidance_scale: float,
+    mode: CBGMode | str,
+    top_k: int | None,
+) -> ClassifierGuidance:
+    """D-CBG for one target with a noisy regressor of normalised property values."""
+    names = list(classifier.classifier.config.output_names)
+    if target.name not in names:
+        raise ValueError(
+            f"the noisy regressor predicts {', '.join(names)}; {target.name!r} cannot be targeted with @cbg"
+        )
+    mean, std = domain.normalizer[target.name]
+    width = target.tolerance if target.tolerance > 0 else (0.5 if get_property(target.name).integer else 0.0)
+    log_likelihood = gaussian_target(
+        classifier.classifier, names.index(target.name), target.op, (target.value - mean) / std, half_width=width / std
+    )
+    return ClassifierGuidance(log_likelihood, guidance_scale=guidance_scale, mode=mode, top_k=top_k)
+
+
+def make_guidance(
+    model: LoadedModel,
+    targets: list[Target],
+    *,
+    method: Method,
+    guidance_scale: float,
+    classifier: LoadedClassifier | None = None,
+    cbg_mode: CBGMode | str = CBGMode.FIRST_ORDER,
+    top_k: int | None = None,
+) -> Guidance:
+    """The guidance for the targets: each uses its own ``@method`` or the default ``method``; D-CFG targets
+    share one condition, each D-CBG target gets a term of the noisy regressor; all terms are composed."""
     if method == "none" or not targets:
         return NoGuidance()
-    if method == "cfg":
-        device = next(model.denoiser.parameters()).device
-        return ClassifierFreeGuidance(target_condition(targets, model.domain, device), guidance_scale=guidance_scale)
-    raise ValueError(f"unknown method {method!r}; allowed: cfg, none")
+    if method not in ("cfg", "cbg"):
+        raise ValueError(f"unknown method {method!r}; allowed: cfg, cbg, none")
+    device = next(model.denoiser.parameters()).device
+    cfg_targets = [t for t in targets if (t.method or method) == "cfg"]
+    cbg_targets = [t for t in targets if (t.method or method) == "cbg"]
+    terms: list[Guidance] = []
+    if cfg_targets:
+        terms.append(
+            ClassifierFreeGuidance(target_condition(cfg_targets, model.domain, device), guidance_scale=guidance_scale)
+        )
+    if cbg_targets:
+        if classifier is None:
+            classifier = load_classifier(default_classifier(model), process=model.process, device=device)
+        terms += [
+            classifier_term(classifier, t, model.domain, guidance_scale=guidance_scale, mode=cbg_mode, top_k=top_k)
+            for t in cbg_targets
+        ]
+    return terms[0] if len(terms) == 1 else ComposedGuidance(*terms)
 
 
 def sample_molecules(
@@ -111,6 +174,10 @@ def sample_molecules(
     until_valid: bool = False,
     max_rounds: int = 20,
     progress: bool = False,
+    classifier: LoadedClassifier | None = None,
+    cbg_mode: CBGMode | str = CBGMode.FIRST_ORDER,
+    top_k: int | None = None,
+    template: str | None = None,
 ) -> MoleculeSamples:
     """Sample ``n`` molecules (SMILES) from a molecule denoiser.
 
@@ -118,7 +185,7 @@ def sample_molecules(
         model: a loaded molecule checkpoint.
         n: number of samples (with ``until_valid``: number of valid molecules wanted).
         targets: property targets (scored always; guided toward unless ``method="none"``).
-        method: ``cfg`` (classifier-free guidance) or ``none``.
+        method: default guidance of the targets: ``cfg``, ``cbg`` (noisy regressor) or ``none``.
         guidance_scale: gamma.
         steps: reverse steps.
         seed: sampler seed.
@@ -126,10 +193,26 @@ def sample_molecules(
         until_valid: keep sampling rounds until ``n`` valid molecules exist (raw samples are all returned).
         max_rounds: bound on rounds for ``until_valid``.
         progress: progress bar.
+        classifier: noisy regressor for ``cbg`` targets (default: the shipped one of this model).
+        cbg_mode: ``exact`` or ``first-order``.
+        top_k: exact D-CBG: candidates per position.
+        template: infilling template (SMILES models): ``?`` marks an open token, positions after it are open.
     """
     if not isinstance(model.domain, MoleculeDomain):
         raise ValueError(f"{model.path} is not a molecule model (domain {model.meta['domain']['name']!r})")
-    guidance = make_guidance(model, list(targets or []), method=method, guidance_scale=guidance_scale)
+    guidance = make_guidance(
+        model,
+        list(targets or []),
+        method=method,
+        guidance_scale=guidance_scale,
+        classifier=classifier,
+        cbg_mode=cbg_mode,
+        top_k=top_k,
+    )
+    fixed_mask = fixed_tokens = None
+    if template is not None:
+        mask, tokens = template_positions(template, model.domain)
+        fixed_mask, fixed_tokens = mask.expand(n, -1), tokens.expand(n, -1)
     smiles: list[str] = []
     seconds, nfe, rounds = 0.0, 0, 0
     while True:
@@ -141,9 +224,45 @@ def sample_molecules(
             seed=seed + 1_000_003 * rounds,
             batch_size=batch_size,
             progress=progress,
+            fixed_mask=fixed_mask,
+            fixed_tokens=fixed_tokens,
         )
         smiles += model.domain.tokenizer.decode(gen.tokens)
         seconds, nfe, rounds = seconds + gen.seconds, nfe + gen.nfe, rounds + 1
         valid = sum(parse_molecule(s) is not None for s in smiles)
         if not until_valid or valid >= n or rounds >= max_rounds:
             return MoleculeSamples(smiles=smiles, seconds=seconds, nfe=nfe, rounds=rounds)
+
+
+def template_positions(template: str, domain: MoleculeDomain) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[1, L]`` fixed-position mask and tokens for an infilling template.
+
+    ``?`` marks one open token; everything else is SMILES tokens held fixed; positions after the template
+    stay open, so molecules can extend it. Example: ``c1ccc(?)cc1??`` fixes a benzene ring with one open
+    substituent token and two open tokens after it.
+
+    Raises:
+        ValueError: for SELFIES models, unknown tokens or a template longer than the model.
+    """
+    from domains.molecules.tokenizers import split_smiles
+
+    if domain.representation != "smiles":
+        raise ValueError("templates need a SMILES model (SELFIES tokens do not map to SMILES positions)")
+    tokens: list[str | None] = []
+    for i, part in enumerate(template.split("?")):
+        if i:
+            tokens.append(None)
+        tokens += split_smiles(part)
+    if len(tokens) > domain.seq_len:
+        raise ValueError(f"template has {len(tokens)} tokens, more than the model's {domain.seq_len}")
+    vocab = {tok: i for i, tok in enumerate(domain.tokenizer.vocabulary)}
+    unknown = sorted({t for t in tokens if t is not None and t not in vocab})
+    if unknown:
+        raise ValueError(f"template tokens {unknown} are not in this model's vocabulary")
+    mask = torch.zeros(1, domain.seq_len, dtype=torch.bool)
+    ids = torch.zeros(1, domain.seq_len, dtype=torch.long)
+    for pos, tok in enumerate(tokens):
+        if tok is not None:
+            mask[0, pos] = True
+            ids[0, pos] = vocab[tok]
+    return mask, ids

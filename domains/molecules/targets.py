@@ -13,10 +13,12 @@ from domains.molecules.properties import PROPERTIES, get_property
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _PATTERN = re.compile(
-    rf"^\s*(?P<name>[a-z_]+)\s*(?P<op>>=|<=|=)\s*(?P<value>{_NUMBER})\s*(?:(?:\+-|±)\s*(?P<tol>{_NUMBER}))?\s*$"
+    rf"^\s*(?P<name>[a-z_]+)\s*(?P<op>>=|<=|=)\s*(?P<value>{_NUMBER})\s*(?:(?:\+-|±)\s*(?P<tol>{_NUMBER}))?"
+    r"\s*(?:@\s*(?P<method>[a-z]+))?\s*$"
 )
+METHODS = ("cfg", "cbg")
 
-SYNTAX = "name=value, name=value+-tol, name>=value or name<=value"
+SYNTAX = "name=value, name=value+-tol, name>=value or name<=value, optionally followed by @cfg or @cbg"
 
 
 class TargetError(ValueError):
@@ -32,12 +34,14 @@ class Target:
         op: ``=`` (within ``tolerance`` of ``value``), ``>=`` or ``<=``.
         value: the target value (raw units).
         tolerance: half-width for ``=`` targets.
+        method: guidance method for this target (``cfg`` or ``cbg``); None = the command's default.
     """
 
     name: str
     op: Literal["=", ">=", "<="]
     value: float
     tolerance: float = 0.0
+    method: str | None = None
 
     def satisfied(self, values: np.ndarray) -> np.ndarray:
         """Bool mask of ``values`` meeting the target (NaN never does)."""
@@ -70,6 +74,9 @@ def parse_target(text: str) -> Target:
     except ValueError as err:
         raise TargetError(str(err)) from None
     value = float(match["value"])
+    method = match["method"]
+    if method is not None and method not in METHODS:
+        raise TargetError(f"target {text!r}: unknown method @{method}; allowed: {', '.join('@' + m for m in METHODS)}")
     if match["tol"] is not None and op != "=":
         raise TargetError(f"target {text!r}: a tolerance (+-) only goes with '='")
     tol = 0.0 if op != "=" else prop.tolerance if match["tol"] is None else float(match["tol"])
@@ -84,7 +91,7 @@ def parse_target(text: str) -> Target:
         raise TargetError(f"impossible target {text!r}: {allowed}")
     if prop.integer and op == "=" and tol < 0.5 and abs(value - round(value)) > tol:
         raise TargetError(f"impossible target {text!r}: {name} is a whole number")
-    return Target(name=name, op=op, value=value, tolerance=tol)  # type: ignore[arg-type]
+    return Target(name=name, op=op, value=value, tolerance=tol, method=method)  # type: ignore[arg-type]
 
 
 def parse_targets(texts: list[str]) -> list[Target]:

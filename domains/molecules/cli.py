@@ -225,6 +225,10 @@ def main(argv: list[str]) -> int:
         return score_main(argv[1:])
     if argv and argv[0] == "evaluate":
         return evaluate_main(argv[1:])
+    if argv and argv[0] == "bench-guidance":
+        from domains.molecules.bench import main as bench_main
+
+        return bench_main(argv[1:])
     if argv and argv[0] == "release":
         from domains.molecules.release import main as release_main
 

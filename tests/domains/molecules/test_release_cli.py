@@ -64,3 +64,93 @@ def test_cfg_on_an_unconditioned_property_is_refused(tiny_release, capsys):
     code = main(["molecules", "--checkpoint", str(tiny_release / "shipped"), "--target", "tpsa<=50", "-n", "2"])
     assert code == 2
     assert "cannot be targeted with classifier-free guidance" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_regressor(tiny_release, tmp_path_factory):
+    run = tmp_path_factory.mktemp("regressor")
+    code = main(
+        [
+            "train-classifier",
+            f"denoiser={tiny_release / 'shipped'}",
+            f"run_dir={run}",
+            "classifier.dim=32",
+            "classifier.depth=1",
+            "trainer.max_steps=5",
+            "trainer.batch_size=32",
+            "trainer.warmup_steps=1",
+            "trainer.val_every=5",
+            "trainer.val_batches=1",
+            "trainer.log_every=5",
+        ]
+    )
+    assert code == 0
+    return run / "checkpoint"
+
+
+def test_classifier_guidance_and_templates_in_the_molecules_command(tiny_release, tiny_regressor, capsys):
+    base = [
+        "molecules",
+        "--checkpoint",
+        str(tiny_release / "shipped"),
+        "--classifier",
+        str(tiny_regressor),
+        "-n",
+        "4",
+        "--steps",
+        "4",
+        "--quiet",
+    ]
+    assert main([*base, "--target", "qed>=0.5", "--method", "cbg"]) == 0
+    assert (
+        main([*base, "--target", "qed>=0.5@cbg", "--target", "rings=1@cfg", "--cbg-mode", "exact", "--top-k", "2"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "D-CBG (first-order)" in out and "D-CBG (exact) + D-CFG" in out
+    assert main([*base, "--template", "C1CC?C1", "--out", "/dev/null"]) == 0
+    assert main([*base, "--template", "C1CC?C1"]) == 0
+
+
+def test_template_positions_are_kept(tiny_release):
+    from domains.molecules.generate import sample_molecules
+    from guided_diffusion.pipeline import load_model
+
+    model = load_model(tiny_release / "shipped")
+    out = sample_molecules(model, n=6, steps=4, method="none", template="C1CC??")
+    assert all(s.startswith("C1CC") for s in out.smiles)
+
+
+def test_a_regressor_for_another_process_is_refused(tiny_release, tiny_regressor, tmp_path, capsys):
+    from classifiers import load_classifier
+    from guided_diffusion.processes import MaskedProcess
+    from guided_diffusion.schedules import LogLinearSchedule
+    from guided_diffusion.training.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match="trained for uniform noise"):
+        load_classifier(tiny_regressor, process=MaskedProcess(40, LogLinearSchedule()))
+
+
+def test_guidance_speed_benchmark_prints_all_methods(tiny_release, tiny_regressor, capsys):
+    code = main(
+        [
+            "molecules",
+            "bench-guidance",
+            "--checkpoint",
+            str(tiny_release / "shipped"),
+            "--classifier",
+            str(tiny_regressor),
+            "-n",
+            "4",
+            "--steps",
+            "2",
+            "--repeats",
+            "1",
+            "--top-k",
+            "2",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    for name in ("unguided", "D-CFG", "D-CBG first-order", "D-CBG exact, top-2", "D-CBG exact, all candidates"):
+        assert f"| {name} |" in out
+    assert "fewer" in out

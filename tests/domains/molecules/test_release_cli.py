@@ -154,3 +154,15 @@ def test_guidance_speed_benchmark_prints_all_methods(tiny_release, tiny_regresso
     for name in ("unguided", "D-CFG", "D-CBG first-order", "D-CBG exact, top-2", "D-CBG exact, all candidates"):
         assert f"| {name} |" in out
     assert "fewer" in out
+
+
+def test_the_readme_custom_guidance_example_runs(tiny_release, monkeypatch, capsys):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    block = readme.split("### Custom guidance", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    code = block.replace('"domains/molecules/checkpoints/moses_udlm"', repr(str(tiny_release / "shipped")))
+    code = code.replace("num_samples=16, steps=32", "num_samples=3, steps=3")
+    assert code != block, "the example must load the shipped model"
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out.startswith("[")

@@ -14,7 +14,8 @@ import torch
 
 from guided_diffusion.data import Domain
 from guided_diffusion.guidance.base import Guidance
-from guided_diffusion.networks.dit import Denoiser, DenoiserConfig
+from guided_diffusion.networks import AnyDenoiser, build_denoiser
+from guided_diffusion.networks.dit import DenoiserConfig
 from guided_diffusion.processes import DiffusionProcess, process_from_json
 from guided_diffusion.registry import domain_from_state
 from guided_diffusion.sampling.sampler import sample
@@ -31,9 +32,12 @@ from guided_diffusion.training.trainer import TrainerConfig, TrainResult, train
 
 
 def denoiser_config_for(domain: Domain, process: DiffusionProcess, **network: Any) -> DenoiserConfig:
-    """A :class:`DenoiserConfig` with the sizes implied by ``domain`` and ``process`` filled in."""
+    """A :class:`DenoiserConfig` with the sizes implied by ``domain`` and ``process`` filled in (a causal
+    process gets a causal network without t and one extra input token, BOS)."""
+    if process.causal:
+        network = {**network, "causal": True, "time_conditioning": False}
     return DenoiserConfig(
-        num_states=process.num_states,
+        num_states=process.num_states + int(process.causal),
         seq_len=domain.seq_len,
         num_classes=domain.num_classes,
         num_properties=len(domain.property_names),
@@ -72,7 +76,7 @@ def train_denoiser(
         )
     train_data, val_data = domain.datasets()
     torch.manual_seed(trainer.seed)  # network initialisation
-    model = Denoiser(network)
+    model = build_denoiser(network)
     metadata = {
         "kind": "denoiser",
         "network": network.to_json(),
@@ -97,7 +101,7 @@ def train_denoiser(
 class LoadedModel:
     """A denoiser checkpoint ready to sample from."""
 
-    denoiser: Denoiser
+    denoiser: AnyDenoiser
     process: DiffusionProcess
     domain: Any
     meta: dict[str, Any]
@@ -122,7 +126,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Loade
         domain = domain_from_state(meta["domain"]["name"], meta["domain"]["state"])
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path}/model.json is incomplete or invalid: {err}") from err
-    model = Denoiser(network)
+    model = build_denoiser(network)
     state = {k: v.float() for k, v in read_tensors(path, "model").items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

@@ -2,12 +2,17 @@
 
 from typing import Any
 
+from guided_diffusion.processes.autoregressive import AutoregressiveProcess
 from guided_diffusion.processes.base import LOG_FLOOR, DiffusionProcess, LossOutput, LossType
 from guided_diffusion.processes.masked import MaskedProcess
 from guided_diffusion.processes.uniform import UniformProcess
 from guided_diffusion.schedules import schedule_from_json
 
-PROCESSES: dict[str, type[DiffusionProcess]] = {"masked": MaskedProcess, "uniform": UniformProcess}
+PROCESSES: dict[str, type[DiffusionProcess]] = {
+    "masked": MaskedProcess,
+    "uniform": UniformProcess,
+    "autoregressive": AutoregressiveProcess,
+}
 
 
 def process_from_json(data: dict[str, Any]) -> DiffusionProcess:
@@ -31,6 +36,7 @@ def process_from_json(data: dict[str, Any]) -> DiffusionProcess:
 __all__ = [
     "LOG_FLOOR",
     "PROCESSES",
+    "AutoregressiveProcess",
     "DiffusionProcess",
     "LossOutput",
     "LossType",

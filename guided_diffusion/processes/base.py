@@ -66,6 +66,8 @@ class DiffusionProcess(ABC):
     """
 
     name: str = "process"
+    #: the denoiser must be causal and read the sequence shifted behind a BOS token (autoregressive order)
+    causal: bool = False
 
     def __init__(
         self,

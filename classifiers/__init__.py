@@ -1,6 +1,7 @@
 """Noisy (time-conditioned) classifiers and regressors used by classifier-based guidance."""
 
 from classifiers.checkpoint import LoadedClassifier, load_classifier
+from classifiers.hidden import HiddenClassifierConfig, HiddenStateClassifier
 from classifiers.network import ClassifierConfig, ClassifierOutput, NoisyClassifier
 from classifiers.objective import ClassifierObjective
 from classifiers.scoring import class_target, gaussian_target
@@ -9,6 +10,8 @@ __all__ = [
     "ClassifierConfig",
     "ClassifierObjective",
     "ClassifierOutput",
+    "HiddenClassifierConfig",
+    "HiddenStateClassifier",
     "LoadedClassifier",
     "NoisyClassifier",
     "class_target",

@@ -1,5 +1,5 @@
-"""Loading noisy-classifier checkpoints (same format as denoisers), refusing a process mismatch: a
-classifier only guides a denoiser whose noise it was trained on."""
+"""Loading classifier checkpoints (same format as denoisers), refusing mismatches: a classifier only guides
+a denoiser whose noise it was trained on, and a hidden-state classifier only the denoiser it read."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from typing import Any
 
 import torch
 
+from classifiers.hidden import AnyClassifier, HiddenClassifierConfig, HiddenStateClassifier
 from classifiers.network import ClassifierConfig, NoisyClassifier
+from classifiers.pipeline import denoiser_identity
+from guided_diffusion.pipeline import LoadedModel
 from guided_diffusion.processes import DiffusionProcess, process_from_json
 from guided_diffusion.training.checkpoint import CheckpointError, read_json, read_tensors, resolve_checkpoint
 
@@ -18,36 +21,59 @@ from guided_diffusion.training.checkpoint import CheckpointError, read_json, rea
 class LoadedClassifier:
     """A classifier with the process it was trained for and its checkpoint metadata."""
 
-    classifier: NoisyClassifier
+    classifier: AnyClassifier
     process: DiffusionProcess
     meta: dict[str, Any]
     path: Path
 
+    @property
+    def config(self) -> ClassifierConfig | HiddenClassifierConfig:
+        return self.classifier.config
+
+    @property
+    def reads_hidden_states(self) -> bool:
+        return isinstance(self.classifier, HiddenStateClassifier)
+
 
 def load_classifier(
-    path: str | Path, *, process: DiffusionProcess | None = None, device: str | torch.device = "cpu"
+    path: str | Path,
+    *,
+    process: DiffusionProcess | None = None,
+    denoiser: LoadedModel | None = None,
+    device: str | torch.device = "cpu",
 ) -> LoadedClassifier:
-    """Load a classifier checkpoint; with ``process``, check it was trained on the same noise.
+    """Load a classifier checkpoint; with ``process`` (or ``denoiser``), check it matches.
 
     Raises:
-        CheckpointError: if missing/corrupt, not a classifier, or trained for another process or schedule.
+        CheckpointError: if missing/corrupt, not a classifier, trained for another process or schedule, or
+            (hidden-state classifiers) for another denoiser.
     """
     path = resolve_checkpoint(path)
     meta = read_json(path, "model")
     if meta.get("kind") != "classifier":
         raise CheckpointError(f"{path} holds a {meta.get('kind')!r}, not a classifier")
     try:
-        cfg = ClassifierConfig(**{**meta["classifier"], "output_names": tuple(meta["classifier"]["output_names"])})
+        fields = dict(meta["classifier"])
+        kind = fields.pop("type", "tokens")
+        fields["output_names"] = tuple(fields["output_names"])
+        cfg: ClassifierConfig | HiddenClassifierConfig = (
+            HiddenClassifierConfig(**fields) if kind == "hidden" else ClassifierConfig(**fields)
+        )
         trained_for = process_from_json(meta["process"])
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path}/model.json is incomplete or invalid: {err}") from err
+    process = process or (denoiser.process if denoiser is not None else None)
     if process is not None and not trained_for.same_noise_as(process):
         raise CheckpointError(
             f"classifier {path} was trained for {trained_for.name} noise with a {trained_for.schedule.name} "
             f"schedule over {trained_for.vocab_size} tokens; the denoiser uses {process.name} noise with a "
             f"{process.schedule.name} schedule over {process.vocab_size} tokens"
         )
-    model = NoisyClassifier(cfg)
+    if kind == "hidden" and denoiser is not None and meta.get("denoiser") != denoiser_identity(denoiser):
+        raise CheckpointError(f"classifier {path} reads the hidden states of another denoiser than {denoiser.path}")
+    model: AnyClassifier = (
+        HiddenStateClassifier(cfg) if isinstance(cfg, HiddenClassifierConfig) else NoisyClassifier(cfg)
+    )
     state = {k: v.float() for k, v in read_tensors(path, "model").items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

@@ -56,10 +56,14 @@ class ClassifierObjective:
             return F.cross_entropy(out.logits, y)
         return gaussian_nll(out, y)
 
+    def _model_input(self, xt: Tensor, t: Tensor) -> Tensor:
+        """What the classifier reads: the noisy tokens themselves."""
+        return xt
+
     def loss(self, model: nn.Module, batch: TokenDataset, generator: torch.Generator) -> Tensor:
         t = self.process.sample_times(len(batch), generator=generator, device=batch.tokens.device)
         xt = self.process.corrupt(batch.tokens, t, generator=generator)
-        return self._loss(model(xt, t), self._targets(batch))
+        return self._loss(model(self._model_input(xt, t), t), self._targets(batch))
 
     def tokens_per_example(self, batch: TokenDataset) -> int:
         return batch.seq_len
@@ -82,7 +86,7 @@ class ClassifierObjective:
                 batch = data.subset(slice(start, start + batch_size))
                 x0, y = batch.tokens.to(device), self._targets(batch).to(device)
                 t = lo + (hi - lo) * torch.rand(len(batch), generator=gen, device=device)
-                out = model(self.process.corrupt(x0, t, generator=gen), t)
+                out = model(self._model_input(self.process.corrupt(x0, t, generator=gen), t), t)
                 total_loss += float(self._loss(out, y)) * len(batch)
                 total_rows += len(batch)
                 if self.head == "categorical":

@@ -1,4 +1,5 @@
-"""Training a noisy classifier for a domain and process (behind ``guide-gen train-classifier``)."""
+"""Training noisy classifiers for a domain and process (behind ``guide-gen train-classifier``): token
+classifiers read xt; hidden-state classifiers (NOS, PPLM) read a frozen denoiser's final hidden states."""
 
 from __future__ import annotations
 
@@ -7,24 +8,29 @@ from typing import Any
 
 import torch
 
+from classifiers.hidden import HiddenClassifierConfig, HiddenStateClassifier, HiddenStateObjective
 from classifiers.network import ClassifierConfig, Head, NoisyClassifier
 from classifiers.objective import ClassifierObjective
 from guided_diffusion.data import Domain
+from guided_diffusion.pipeline import LoadedModel
 from guided_diffusion.processes import DiffusionProcess
 from guided_diffusion.training.trainer import TrainerConfig, TrainResult, train
 
 
-def classifier_config_for(domain: Domain, process: DiffusionProcess, *, head: Head, **network: Any) -> ClassifierConfig:
-    """A :class:`ClassifierConfig` with the sizes implied by the domain and process: a regressor over the
-    domain's property vector, or a classifier over its labels."""
+def output_names(domain: Domain, head: Head) -> tuple[str, ...]:
+    """The domain's properties (gaussian head) or class ids (categorical head)."""
     if head == "gaussian":
         if not domain.property_names:
             raise ValueError(f"domain {domain.name!r} has no properties to regress")
-        names = tuple(domain.property_names)
-    else:
-        if domain.num_classes < 2:
-            raise ValueError(f"domain {domain.name!r} has no class labels")
-        names = tuple(str(k) for k in range(domain.num_classes))
+        return tuple(domain.property_names)
+    if domain.num_classes < 2:
+        raise ValueError(f"domain {domain.name!r} has no class labels")
+    return tuple(str(k) for k in range(domain.num_classes))
+
+
+def classifier_config_for(domain: Domain, process: DiffusionProcess, *, head: Head, **network: Any) -> ClassifierConfig:
+    """A token classifier over the domain's property vector (regressor) or labels (classifier)."""
+    names = output_names(domain, head)
     return ClassifierConfig(
         num_states=process.num_states,
         seq_len=domain.seq_len,
@@ -35,28 +41,63 @@ def classifier_config_for(domain: Domain, process: DiffusionProcess, *, head: He
     )
 
 
+def hidden_classifier_config_for(
+    domain: Domain, process: DiffusionProcess, *, head: Head, denoiser_dim: int, **network: Any
+) -> HiddenClassifierConfig:
+    """An attribute model on hidden states of width ``denoiser_dim``."""
+    names = output_names(domain, head)
+    return HiddenClassifierConfig(dim=denoiser_dim, num_outputs=len(names), head=head, output_names=names, **network)
+
+
 def train_classifier(
     domain: Domain,
     process: DiffusionProcess,
-    network: ClassifierConfig,
+    network: ClassifierConfig | HiddenClassifierConfig,
     trainer: TrainerConfig,
     run_dir: str | Path,
     *,
+    denoiser: LoadedModel | None = None,
     resume: bool = False,
     config: dict[str, Any] | None = None,
     log: bool = True,
 ) -> TrainResult:
-    """Train a noisy classifier on ``domain``, corrupting with ``process``, and checkpoint it with the
-    process and schedule it was trained for."""
+    """Train a classifier on ``domain``, corrupting with ``process``; the checkpoint records the process
+    and schedule (and, for hidden-state classifiers, which denoiser they read).
+
+    Raises:
+        ValueError: if a hidden-state classifier is asked for without its denoiser.
+    """
     train_data, val_data = domain.datasets()
     torch.manual_seed(trainer.seed)
-    model = NoisyClassifier(network)
-    objective = ClassifierObjective(process, head=network.head, output_names=list(network.output_names))
+    names = list(network.output_names)
+    objective: ClassifierObjective
+    model: torch.nn.Module
+    if isinstance(network, HiddenClassifierConfig):
+        if denoiser is None:
+            raise ValueError("a hidden-state classifier needs denoiser=PATH")
+        model = HiddenStateClassifier(network)
+        objective = HiddenStateObjective(process, denoiser.denoiser, head=network.head, output_names=names)
+    else:
+        model = NoisyClassifier(network)
+        objective = ClassifierObjective(process, head=network.head, output_names=names)
     metadata = {
         "kind": "classifier",
-        "classifier": network.to_json(),
+        "classifier": {
+            "type": "hidden" if isinstance(network, HiddenClassifierConfig) else "tokens",
+            **network.to_json(),
+        },
         "process": process.to_json(),
         "domain": {"name": domain.name, "state": domain.state(), "property_names": list(domain.property_names)},
+        "denoiser": None if denoiser is None else denoiser_identity(denoiser),
         "config": config or {},
     }
     return train(model, objective, train_data, val_data, trainer, run_dir, metadata=metadata, resume=resume, log=log)
+
+
+def denoiser_identity(model: LoadedModel) -> dict[str, Any]:
+    """What identifies a denoiser checkpoint: its training data, step and network."""
+    return {
+        "train_fingerprint": model.meta["data"]["train_fingerprint"],
+        "step": model.meta["step"],
+        "network": model.meta["network"],
+    }

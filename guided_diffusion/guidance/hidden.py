@@ -1,0 +1,75 @@
+"""Guidance by perturbing the denoiser's final hidden states: NOS for diffusion (Gruver et al. 2023) and,
+on the autoregressive process, PPLM (Dathathri et al. 2020). A few Adagrad steps on a perturbation delta of
+the hidden states h maximise
+
+    guidance_scale * log p(y | h + delta) - kl_weight * KL(p(x0 | h + delta) || p(x0 | h)),
+
+then the step samples from the reverse posterior of the perturbed clean-token prediction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from guided_diffusion.guidance.base import Guidance, GuidanceStep
+from guided_diffusion.networks import AnyDenoiser
+
+# log p(y | h, t) for hidden states h [B, L, D] and times t [B] -> [B]
+HiddenLogLikelihood = Callable[[Tensor, Tensor], Tensor]
+
+
+class HiddenStateGuidance(Guidance):
+    """NOS / PPLM-style guidance.
+
+    Args:
+        denoiser: exposes ``hidden_states(xt, t, cond) -> (h, c)`` and ``head(h, c) -> logits``.
+        log_likelihood: attribute model on hidden states, ``(h, t) -> [B]``.
+        guidance_scale: weight of the attribute term.
+        steps: optimiser steps per sampling step (0 = unguided).
+        step_size: Adagrad learning rate.
+        kl_weight: weight of the KL stability term.
+    """
+
+    def __init__(
+        self,
+        denoiser: AnyDenoiser,
+        log_likelihood: HiddenLogLikelihood,
+        *,
+        guidance_scale: float = 1.0,
+        steps: int = 5,
+        step_size: float = 0.1,
+        kl_weight: float = 1.0,
+    ) -> None:
+        if steps < 0 or step_size <= 0 or kl_weight < 0 or guidance_scale < 0:
+            raise ValueError("need steps >= 0, step_size > 0, kl_weight >= 0 and guidance_scale >= 0")
+        self.denoiser = denoiser
+        self.log_likelihood = log_likelihood
+        self.guidance_scale = float(guidance_scale)
+        self.steps = steps
+        self.step_size = step_size
+        self.kl_weight = kl_weight
+
+    def log_weights(self, step: GuidanceStep, base: Tensor) -> Tensor | None:
+        if self.steps == 0 or self.guidance_scale == 0.0:
+            return None
+        process, xt = step.process, step.xt
+        times = torch.full((xt.shape[0],), float(step.t), device=xt.device)
+        noise = process.is_noise(xt).unsqueeze(-1)  # [B, L, 1]: only these positions have a prediction
+        with torch.no_grad():
+            h, c = self.denoiser.hidden_states(xt, times, None)
+            reference = process.clean_log_probs(self.denoiser.head(h, c), xt)  # [B, L, S]
+        delta = torch.zeros_like(h, requires_grad=True)
+        optimiser = torch.optim.Adagrad([delta], lr=self.step_size)
+        with torch.enable_grad():
+            for _ in range(self.steps):
+                log_x = process.clean_log_probs(self.denoiser.head(h + delta, c), xt)
+                kl = torch.where(noise, log_x.exp() * (log_x - reference), torch.zeros_like(log_x)).sum(dim=(1, 2))
+                objective = self.guidance_scale * self.log_likelihood(h + delta, times) - self.kl_weight * kl
+                optimiser.zero_grad()
+                (-objective.sum()).backward()
+                optimiser.step()
+        with torch.no_grad():
+            log_x = process.clean_log_probs(self.denoiser.head(h + delta, c), xt).to(base.dtype)
+            return process.reverse_log_probs(log_x, xt, step.t, step.s) - base

@@ -1,5 +1,5 @@
 """Loading classifier checkpoints (same format as denoisers), refusing mismatches: a classifier only guides
-a denoiser whose noise it was trained on, and a hidden-state classifier only the denoiser it read."""
+a denoiser whose noise it was trained on, and one reading a denoiser's predictions only that denoiser."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any
 
 import torch
 
-from classifiers.hidden import AnyClassifier, HiddenClassifierConfig, HiddenStateClassifier
 from classifiers.network import ClassifierConfig, NoisyClassifier
 from classifiers.pipeline import denoiser_identity
 from guided_diffusion.pipeline import LoadedModel
@@ -21,18 +20,14 @@ from guided_diffusion.training.checkpoint import CheckpointError, read_json, rea
 class LoadedClassifier:
     """A classifier with the process it was trained for and its checkpoint metadata."""
 
-    classifier: AnyClassifier
+    classifier: NoisyClassifier
     process: DiffusionProcess
     meta: dict[str, Any]
     path: Path
 
     @property
-    def config(self) -> ClassifierConfig | HiddenClassifierConfig:
+    def config(self) -> ClassifierConfig:
         return self.classifier.config
-
-    @property
-    def reads_hidden_states(self) -> bool:
-        return isinstance(self.classifier, HiddenStateClassifier)
 
 
 def load_classifier(
@@ -46,19 +41,14 @@ def load_classifier(
 
     Raises:
         CheckpointError: if missing/corrupt, not a classifier, trained for another process or schedule, or
-            (hidden-state classifiers) for another denoiser.
+            (``reads=denoised``) on another denoiser's predictions.
     """
     path = resolve_checkpoint(path)
     meta = read_json(path, "model")
     if meta.get("kind") != "classifier":
         raise CheckpointError(f"{path} holds a {meta.get('kind')!r}, not a classifier")
     try:
-        fields = dict(meta["classifier"])
-        kind = fields.pop("type", "tokens")
-        fields["output_names"] = tuple(fields["output_names"])
-        cfg: ClassifierConfig | HiddenClassifierConfig = (
-            HiddenClassifierConfig(**fields) if kind == "hidden" else ClassifierConfig(**fields)
-        )
+        cfg = ClassifierConfig(**{**meta["classifier"], "output_names": tuple(meta["classifier"]["output_names"])})
         trained_for = process_from_json(meta["process"])
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path}/model.json is incomplete or invalid: {err}") from err
@@ -69,11 +59,9 @@ def load_classifier(
             f"schedule over {trained_for.vocab_size} tokens; the denoiser uses {process.name} noise with a "
             f"{process.schedule.name} schedule over {process.vocab_size} tokens"
         )
-    if kind == "hidden" and denoiser is not None and meta.get("denoiser") != denoiser_identity(denoiser):
-        raise CheckpointError(f"classifier {path} reads the hidden states of another denoiser than {denoiser.path}")
-    model: AnyClassifier = (
-        HiddenStateClassifier(cfg) if isinstance(cfg, HiddenClassifierConfig) else NoisyClassifier(cfg)
-    )
+    if cfg.reads == "denoised" and denoiser is not None and meta.get("denoiser") != denoiser_identity(denoiser):
+        raise CheckpointError(f"classifier {path} reads the predictions of another denoiser than {denoiser.path}")
+    model = NoisyClassifier(cfg)
     state = {k: v.float() for k, v in read_tensors(path, "model").items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:

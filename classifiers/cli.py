@@ -1,7 +1,7 @@
 """``guide-gen train-classifier [key=value ...]``: train a noisy classifier or regressor
 (configs/train_classifier.yaml). With ``denoiser=PATH`` the domain state (tokenizer, normalisers), the process
 and the schedule are taken from that denoiser checkpoint, so the classifier matches it exactly;
-``classifier=hidden`` trains an attribute model on that denoiser's hidden states (NOS, PPLM)."""
+``classifier.reads=denoised`` trains an attribute model on that denoiser's predictions (NOS, PPLM)."""
 
 from __future__ import annotations
 
@@ -20,12 +20,9 @@ def main(argv: list[str]) -> int:
     else:
         domain = build(cfg.domain)
         process = build(cfg.process, vocab_size=domain.tokenizer.vocab_size, schedule=build(cfg.schedule))
-    extra = {}
-    if str(cfg.classifier._target_).endswith("hidden_classifier_config_for"):
-        if denoiser is None:
-            raise UsageError("classifier=hidden reads a denoiser's hidden states: pass denoiser=PATH")
-        extra["denoiser_dim"] = denoiser.denoiser.config.dim
-    network = build(cfg.classifier, domain=domain, process=process, **extra)
+    network = build(cfg.classifier, domain=domain, process=process)
+    if network.reads == "denoised" and denoiser is None:
+        raise UsageError("classifier.reads=denoised reads a denoiser's predictions: pass denoiser=PATH")
     trainer = build(cfg.trainer)
     result = train_classifier(
         domain,

@@ -30,6 +30,8 @@ class ClassifierConfig:
         dim, depth, heads, mlp_ratio: transformer size.
         time_conditioning: whether the network sees t (recorded; guidance always passes t).
         output_names: names of the outputs (properties or classes).
+        reads: ``tokens`` (xt itself) or ``denoised`` (a frozen denoiser's predicted clean-token
+            distribution, for NOS and PPLM).
     """
 
     num_states: int
@@ -42,8 +44,11 @@ class ClassifierConfig:
     mlp_ratio: float = 4.0
     time_conditioning: bool = True
     output_names: tuple[str, ...] = ()
+    reads: Literal["tokens", "denoised"] = "tokens"
 
     def __post_init__(self) -> None:
+        if self.reads not in ("tokens", "denoised"):
+            raise ValueError(f"classifier reads must be 'tokens' or 'denoised', got {self.reads!r}")
         if self.head not in ("gaussian", "categorical"):
             raise ValueError(f"classifier head must be 'gaussian' or 'categorical', got {self.head!r}")
         if self.num_outputs < 1:

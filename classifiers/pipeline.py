@@ -1,5 +1,5 @@
-"""Training noisy classifiers for a domain and process (behind ``guide-gen train-classifier``): token
-classifiers read xt; hidden-state classifiers (NOS, PPLM) read a frozen denoiser's final hidden states."""
+"""Training noisy classifiers for a domain and process (behind ``guide-gen train-classifier``): they read xt,
+or (NOS, PPLM) a frozen denoiser's predicted clean-token distribution."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from classifiers.hidden import HiddenClassifierConfig, HiddenStateClassifier, HiddenStateObjective
+from classifiers.hidden import DenoisedObjective
 from classifiers.network import ClassifierConfig, Head, NoisyClassifier
 from classifiers.objective import ClassifierObjective
 from guided_diffusion.data import Domain
@@ -41,18 +41,10 @@ def classifier_config_for(domain: Domain, process: DiffusionProcess, *, head: He
     )
 
 
-def hidden_classifier_config_for(
-    domain: Domain, process: DiffusionProcess, *, head: Head, denoiser_dim: int, **network: Any
-) -> HiddenClassifierConfig:
-    """An attribute model on hidden states of width ``denoiser_dim``."""
-    names = output_names(domain, head)
-    return HiddenClassifierConfig(dim=denoiser_dim, num_outputs=len(names), head=head, output_names=names, **network)
-
-
 def train_classifier(
     domain: Domain,
     process: DiffusionProcess,
-    network: ClassifierConfig | HiddenClassifierConfig,
+    network: ClassifierConfig,
     trainer: TrainerConfig,
     run_dir: str | Path,
     *,
@@ -62,33 +54,28 @@ def train_classifier(
     log: bool = True,
 ) -> TrainResult:
     """Train a classifier on ``domain``, corrupting with ``process``; the checkpoint records the process
-    and schedule (and, for hidden-state classifiers, which denoiser they read).
+    and schedule (and, for classifiers reading a denoiser's predictions, which denoiser).
 
     Raises:
-        ValueError: if a hidden-state classifier is asked for without its denoiser.
+        ValueError: if a ``reads=denoised`` classifier is asked for without its denoiser.
     """
     train_data, val_data = domain.datasets()
     torch.manual_seed(trainer.seed)
     names = list(network.output_names)
     objective: ClassifierObjective
-    model: torch.nn.Module
-    if isinstance(network, HiddenClassifierConfig):
+    if network.reads == "denoised":
         if denoiser is None:
-            raise ValueError("a hidden-state classifier needs denoiser=PATH")
-        model = HiddenStateClassifier(network)
-        objective = HiddenStateObjective(process, denoiser.denoiser, head=network.head, output_names=names)
+            raise ValueError("a classifier that reads a denoiser's predictions needs denoiser=PATH")
+        objective = DenoisedObjective(process, denoiser.denoiser, head=network.head, output_names=names)
     else:
-        model = NoisyClassifier(network)
         objective = ClassifierObjective(process, head=network.head, output_names=names)
+    model = NoisyClassifier(network)
     metadata = {
         "kind": "classifier",
-        "classifier": {
-            "type": "hidden" if isinstance(network, HiddenClassifierConfig) else "tokens",
-            **network.to_json(),
-        },
+        "classifier": network.to_json(),
         "process": process.to_json(),
         "domain": {"name": domain.name, "state": domain.state(), "property_names": list(domain.property_names)},
-        "denoiser": None if denoiser is None else denoiser_identity(denoiser),
+        "denoiser": denoiser_identity(denoiser) if denoiser is not None and network.reads == "denoised" else None,
         "config": config or {},
     }
     return train(model, objective, train_data, val_data, trainer, run_dir, metadata=metadata, resume=resume, log=log)

@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from classifiers.hidden import AnyClassifier
+from classifiers.network import NoisyClassifier
 from guided_diffusion.guidance.classifier import LogLikelihood
 
 
@@ -23,7 +23,7 @@ def log_prob_between(mean: Tensor, std: Tensor, low: float, high: float) -> Tens
 
 
 def gaussian_target(
-    classifier: AnyClassifier,
+    classifier: NoisyClassifier,
     output: int,
     op: Literal["=", ">=", "<="],
     value: float,
@@ -59,7 +59,7 @@ def gaussian_target(
     return log_likelihood
 
 
-def class_target(classifier: AnyClassifier, label: int) -> LogLikelihood:
+def class_target(classifier: NoisyClassifier, label: int) -> LogLikelihood:
     """``log p(label | xt, t)`` from a categorical noisy classifier."""
     if classifier.config.head != "categorical":
         raise ValueError("class targets need a categorical classifier")

@@ -2,9 +2,11 @@
 on the autoregressive process, PPLM (Dathathri et al. 2020). A few Adagrad steps on a perturbation delta of
 the hidden states h maximise
 
-    guidance_scale * log p(y | h + delta) - kl_weight * KL(p(x0 | h + delta) || p(x0 | h)),
+    guidance_scale * log p(y | x0_hat(h + delta)) - kl_weight * KL(p(x0 | h + delta) || p(x0 | h)),
 
-then the step samples from the reverse posterior of the perturbed clean-token prediction."""
+where x0_hat(h) = softmax(head(h)) is the denoiser's predicted clean-token distribution, which the attribute
+model reads (so it sees h through the frozen output layer); then the step samples from the reverse posterior
+of the perturbed prediction."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from torch import Tensor
 from guided_diffusion.guidance.base import Guidance, GuidanceStep
 from guided_diffusion.networks import AnyDenoiser
 
-# log p(y | h, t) for hidden states h [B, L, D] and times t [B] -> [B]
+# log p(y | x0_hat, t) for predicted clean-token distributions x0_hat [B, L, S] and times t [B] -> [B]
 HiddenLogLikelihood = Callable[[Tensor, Tensor], Tensor]
 
 
@@ -25,7 +27,7 @@ class HiddenStateGuidance(Guidance):
 
     Args:
         denoiser: exposes ``hidden_states(xt, t, cond) -> (h, c)`` and ``head(h, c) -> logits``.
-        log_likelihood: attribute model on hidden states, ``(h, t) -> [B]``.
+        log_likelihood: attribute model on predicted clean-token distributions, ``(x0_hat, t) -> [B]``.
         guidance_scale: weight of the attribute term.
         steps: optimiser steps per sampling step (0 = unguided).
         step_size: Adagrad learning rate.
@@ -39,8 +41,8 @@ class HiddenStateGuidance(Guidance):
         *,
         guidance_scale: float = 1.0,
         steps: int = 5,
-        step_size: float = 0.1,
-        kl_weight: float = 1.0,
+        step_size: float = 0.5,
+        kl_weight: float = 0.1,
     ) -> None:
         if steps < 0 or step_size <= 0 or kl_weight < 0 or guidance_scale < 0:
             raise ValueError("need steps >= 0, step_size > 0, kl_weight >= 0 and guidance_scale >= 0")
@@ -66,7 +68,7 @@ class HiddenStateGuidance(Guidance):
             for _ in range(self.steps):
                 log_x = process.clean_log_probs(self.denoiser.head(h + delta, c), xt)
                 kl = torch.where(noise, log_x.exp() * (log_x - reference), torch.zeros_like(log_x)).sum(dim=(1, 2))
-                objective = self.guidance_scale * self.log_likelihood(h + delta, times) - self.kl_weight * kl
+                objective = self.guidance_scale * self.log_likelihood(log_x.exp(), times) - self.kl_weight * kl
                 optimiser.zero_grad()
                 (-objective.sum()).backward()
                 optimiser.step()

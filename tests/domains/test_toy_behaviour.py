@@ -11,44 +11,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from domains.toy import ToyDomain
 from domains.toy.markov import bigram_tv_distance
 from guided_diffusion.conditioning import Condition
 from guided_diffusion.guidance import ClassifierFreeGuidance, NoGuidance
 from guided_diffusion.networks import Denoiser
-from guided_diffusion.pipeline import denoiser_config_for, load_model, train_denoiser
-from guided_diffusion.processes import MaskedProcess, UniformProcess
 from guided_diffusion.sampling import sample
-from guided_diffusion.schedules import LogLinearSchedule
-from guided_diffusion.training import TrainerConfig
 
 THRESHOLD = 0.08
 N = 512
 
 
-@pytest.fixture(scope="module", params=[MaskedProcess, UniformProcess], ids=["masked", "uniform"])
-def trained(request, tmp_path_factory):
-    domain = ToyDomain(num_train=20_000, num_val=512)
-    process = request.param(domain.tokenizer.vocab_size, LogLinearSchedule())
-    network = denoiser_config_for(
-        domain, process, dim=64, depth=2, heads=4, time_conditioning=process.time_conditioned_by_default
-    )
-    trainer = TrainerConfig(
-        max_steps=800,
-        batch_size=128,
-        lr=2e-3,
-        warmup_steps=50,
-        ema_decay=0.99,
-        val_every=0,
-        ckpt_every=0,
-        log_every=400,
-        device="cpu",
-        max_minutes=1.0,
-    )
-    run = tmp_path_factory.mktemp(process.name)
-    result = train_denoiser(domain, process, network, trainer, run, log=False)
-    assert result.finished, "training must finish its steps inside the one-minute budget"
-    return domain, load_model(run / "checkpoint")
+@pytest.fixture(params=["masked", "uniform"])
+def trained(request, toy_domain, toy_models):
+    return toy_domain, toy_models(request.param)
 
 
 def draw(model, guidance=None, seed=0):

@@ -191,12 +191,13 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     p.add_argument("--guidance-scale", type=float, default=DEFAULT_SCALE)
     p.add_argument("--no-fcd", action="store_true", help="skip FCD")
+    p.add_argument("--setting", action="append", default=None, help="only these guided settings (repeatable)")
     p.add_argument("--out", required=True, help="folder for the CSVs, evaluation.json and evaluation.md")
     return p
 
 
 def evaluate_main(argv: list[str]) -> int:
-    from domains.molecules.evaluation import evaluate_model
+    from domains.molecules.evaluation import SETTINGS, evaluate_model
 
     args = _evaluate_parser().parse_args(argv)
     for name in ("n", "steps"):
@@ -204,6 +205,12 @@ def evaluate_main(argv: list[str]) -> int:
     try:
         path = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint(args.dataset, args.model)
         model = load_model(path, device="cuda" if torch.cuda.is_available() else "cpu")
+        settings = SETTINGS[model.domain.dataset]
+        if args.setting:
+            unknown = sorted(set(args.setting) - {label for label, _ in settings})
+            if unknown:
+                raise UsageError(f"unknown settings {unknown}; allowed: {', '.join(label for label, _ in settings)}")
+            settings = [(label, t) for label, t in settings if label in args.setting]
         evaluate_model(
             model,
             args.out,
@@ -212,6 +219,7 @@ def evaluate_main(argv: list[str]) -> int:
             steps=args.steps,
             guidance_scale=args.guidance_scale,
             fcd=not args.no_fcd,
+            settings=settings,
         )
     except ValueError as err:
         raise UsageError(str(err)) from None

@@ -148,3 +148,30 @@ def cached_properties(smiles: list[str], names: list[str], *, workers: int | Non
     np.save(tmp, values, allow_pickle=False)
     os.replace(tmp, path)
     return values
+
+
+def cached_tokens(smiles: list[str], representation: str) -> list[list[str] | None]:
+    """Tokens of each SMILES in ``representation`` (None where it cannot be tokenized), cached on disk."""
+    import gzip
+
+    from domains.molecules.tokenizers import MoleculeTokenizer
+
+    path = cache_dir() / "tokens" / f"{smiles_digest(smiles)}_{representation}.txt.gz"
+    if path.is_file():
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            lines = handle.read().split("\n")[:-1]
+        if len(lines) == len(smiles):
+            return [None if line == "\t" else line.split(" ") if line else [] for line in lines]
+    probe = MoleculeTokenizer(representation, ["<pad>"])  # type: ignore[arg-type]
+    out: list[list[str] | None] = []
+    for item in smiles:
+        try:
+            out.append(probe.tokenize(item))
+        except ValueError:
+            out.append(None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8") as handle:
+        handle.write("".join(("\t" if t is None else " ".join(t)) + "\n" for t in out))
+    os.replace(tmp, path)
+    return out

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from domains.molecules.datasets import MoleculeSplits, cached_properties, load_moses, load_qm9
+from domains.molecules.datasets import MoleculeSplits, cached_properties, cached_tokens, load_moses, load_qm9
 from domains.molecules.properties import get_property
 from domains.molecules.tokenizers import MoleculeTokenizer, Representation
 from guided_diffusion.data import TokenDataset
@@ -93,17 +93,10 @@ class MoleculeDomain:
         return self._tokenizer
 
     def _tokenized(self, smiles: tuple[str, ...]) -> list[list[str] | None]:
-        """Tokens of each molecule in this representation (None where it cannot be tokenized), memoised
-        for the last list seen: SELFIES conversion is the slow part of building a dataset."""
+        """Tokens of each molecule in this representation (None where it cannot be tokenized), memoised for
+        the last list seen and cached on disk: SELFIES conversion is the slow part of building a dataset."""
         if self._token_memo is None or self._token_memo[0] != smiles:
-            probe = MoleculeTokenizer(self.representation, ["<pad>"])
-            lists: list[list[str] | None] = []
-            for item in smiles:
-                try:
-                    lists.append(probe.tokenize(item))
-                except ValueError:
-                    lists.append(None)
-            self._token_memo = (smiles, lists)
+            self._token_memo = (smiles, cached_tokens(list(smiles), self.representation))
         return self._token_memo[1]
 
     def _train_smiles(self) -> list[str]:

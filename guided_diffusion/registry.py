@@ -1,7 +1,8 @@
 """Plugin lookup through package entry points, so the engine never imports a plugin by name.
 
 Domains register under ``guide_gen.domains`` (name -> class with ``from_state``), extra CLI commands under
-``guide_gen.commands`` (name -> ``main(argv) -> int``). Third-party packages can add their own.
+``guide_gen.commands`` and benchmarks (``guide-gen bench NAME``) under ``guide_gen.benchmarks`` (name ->
+``main(argv) -> int``). Third-party packages can add their own.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 DOMAIN_GROUP = "guide_gen.domains"
 COMMAND_GROUP = "guide_gen.commands"
+BENCHMARK_GROUP = "guide_gen.benchmarks"
 
 
 def available(group: str) -> list[str]:

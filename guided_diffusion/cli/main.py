@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable
 
 from guided_diffusion.cli.errors import UsageError, one_line
-from guided_diffusion.registry import COMMAND_GROUP, available, load_plugin
+from guided_diffusion.registry import BENCHMARK_GROUP, COMMAND_GROUP, available, load_plugin
 from guided_diffusion.training.checkpoint import CheckpointError
 
 USAGE = """usage: guide-gen COMMAND [ARGS ...]
@@ -19,6 +19,7 @@ commands:
   train [key=value ...]            train a denoiser (Hydra overrides of configs/train.yaml)
   sample checkpoint=PATH [...]     sample from a denoiser (overrides of configs/sample.yaml)
   export SRC DST                   write a shippable fp16 copy of a checkpoint
+  bench NAME [...]                 run a benchmark ({benchmarks})
 {plugins}
 Run 'guide-gen COMMAND --help' for a command's options."""
 
@@ -36,12 +37,24 @@ def _builtin(name: str) -> Callable[[list[str]], int] | None:
         from guided_diffusion.cli import export_cmd
 
         return export_cmd.main
+    if name == "bench":
+        return _bench
     return None
+
+
+def _bench(argv: list[str]) -> int:
+    if not argv or argv[0].startswith("-"):
+        raise UsageError(f"guide-gen bench NAME [...]; benchmarks: {', '.join(available(BENCHMARK_GROUP)) or 'none'}")
+    try:
+        command = load_plugin(BENCHMARK_GROUP, argv[0])
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return int(command(argv[1:]) or 0)
 
 
 def _usage() -> str:
     plugins = "".join(f"  {name:<32} (plugin) see 'guide-gen {name} --help'\n" for name in available(COMMAND_GROUP))
-    return USAGE.format(plugins=plugins)
+    return USAGE.format(plugins=plugins, benchmarks=", ".join(available(BENCHMARK_GROUP)) or "none installed")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 command = load_plugin(COMMAND_GROUP, name)
             except ValueError:
-                known = ["train", "sample", "export", *available(COMMAND_GROUP)]
+                known = ["train", "sample", "export", "bench", *available(COMMAND_GROUP)]
                 raise UsageError(f"unknown command {name!r}; allowed: {', '.join(known)}") from None
         if name in ("train", "sample") and rest and rest[0] in ("-h", "--help"):
             print(_usage())

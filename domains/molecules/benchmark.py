@@ -1,0 +1,298 @@
+"""``guide-gen bench molecules``: the QM9 comparison of Schiff et al. (2025): autoregressive (CFG, FUDGE,
+PPLM), masked and uniform diffusion (D-CFG, exact and first-order D-CBG, NOS) over guidance scales, toward
+"above the 90th percentile" of QED and of ring count (and value targets), scored on 1,024 samples with
+T = 32 steps over several seeds. Writes results.csv, results.md and a plot."""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from classifiers import gaussian_target, load_classifier
+from domains.molecules.generate import CHECKPOINTS, classifier_term, target_condition
+from domains.molecules.metrics import canonicalize
+from domains.molecules.properties import compute_properties, get_property
+from domains.molecules.reference import load_novelty
+from domains.molecules.targets import Target
+from guided_diffusion.guidance import ClassifierFreeGuidance, Guidance
+from guided_diffusion.guidance.hidden import HiddenStateGuidance
+from guided_diffusion.pipeline import LoadedModel, load_model
+from guided_diffusion.sampling import sample
+from guided_diffusion.training.checkpoint import atomic_write_text
+
+# method -> (model, guidance kind, classifier checkpoint suffix or None)
+METHODS: dict[str, tuple[str, str, str | None]] = {
+    "AR CFG": ("qm9_ar", "cfg", None),
+    "AR FUDGE": ("qm9_ar", "cbg-exact", "regressor"),
+    "AR PPLM": ("qm9_ar", "hidden", "denoised_regressor"),
+    "MDLM D-CFG": ("qm9_mdlm", "cfg", None),
+    "MDLM D-CBG exact": ("qm9_mdlm", "cbg-exact", "regressor"),
+    "MDLM D-CBG first-order": ("qm9_mdlm", "cbg-first-order", "regressor"),
+    "MDLM NOS": ("qm9_mdlm", "hidden", "denoised_regressor"),
+    "UDLM D-CFG": ("qm9_udlm", "cfg", None),
+    "UDLM D-CBG exact": ("qm9_udlm", "cbg-exact", "regressor"),
+    "UDLM D-CBG first-order": ("qm9_udlm", "cbg-first-order", "regressor"),
+    "UDLM NOS": ("qm9_udlm", "hidden", "denoised_regressor"),
+}
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """Sweep size: samples per run, guidance scales, seeds, targets, reverse steps, exact D-CBG top-k."""
+
+    samples: int = 1024
+    scales: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0, 10.0)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    targets: tuple[str, ...] = ("qed-class", "rings-class", "qed=0.6", "rings=4")
+    steps: int = 32
+    top_k: int = 4
+    batch_size: int = 256
+
+
+QUICK = BenchSettings(samples=64, scales=(1.0, 3.0), seeds=(0,), targets=("qed-class",), batch_size=64)
+
+
+def class_target(name: str, model: LoadedModel) -> Target:
+    """The paper's class target: strictly above the training set's 90th percentile of ``name``."""
+    q90 = model.domain.quantiles[name][90]
+    if get_property(name).integer:
+        return Target(name=name, op=">=", value=float(math.floor(q90) + 1))
+    return Target(name=name, op=">=", value=float(q90))
+
+
+def resolve_target(spec: str, model: LoadedModel) -> Target:
+    from domains.molecules.targets import parse_target
+
+    return class_target(spec.removesuffix("-class"), model) if spec.endswith("-class") else parse_target(spec)
+
+
+def _guidance(kind: str, model: LoadedModel, target: Target, scale: float, classifier_dir: Path | None, top_k: int):
+    device = torch.device("cpu")
+    if kind == "cfg":
+        return ClassifierFreeGuidance(target_condition([target], model.domain, device), guidance_scale=scale)
+    assert classifier_dir is not None
+    if kind.startswith("cbg"):
+        classifier = load_classifier(classifier_dir, process=model.process)
+        mode = kind.removeprefix("cbg-")
+        return classifier_term(
+            classifier, target, model.domain, guidance_scale=scale, mode=mode, top_k=top_k if mode == "exact" else None
+        )
+    attribute = load_classifier(classifier_dir, denoiser=model)
+    names = list(attribute.classifier.config.output_names)
+    mean, std = model.domain.normalizer[target.name]
+    width = target.tolerance if target.tolerance > 0 else (0.5 if get_property(target.name).integer else 0.0)
+    log_likelihood = gaussian_target(
+        attribute.classifier, names.index(target.name), target.op, (target.value - mean) / std, half_width=width / std
+    )
+    return HiddenStateGuidance(model.denoiser, log_likelihood, guidance_scale=scale)
+
+
+@dataclass(frozen=True)
+class BenchRow:
+    target: str
+    method: str
+    scale: float
+    seed: int
+    samples: int
+    valid: int
+    unique: int
+    novel: int
+    novel_mean: float
+    novel_hit_rate: float
+    seconds: float
+
+
+def run_one(
+    model: LoadedModel, guidance: Guidance, target: Target, *, samples: int, steps: int, seed: int, batch_size: int
+) -> tuple[int, int, int, float, float, float]:
+    """Sample, then count valid / unique / novel molecules and the novel molecules' property mean and hit rate."""
+    length = model.denoiser.config.seq_len
+    steps = length if model.process.causal else steps
+    gen = torch.Generator().manual_seed(seed)
+    start, tokens = time.perf_counter(), []
+    for first in range(0, samples, batch_size):
+        rows = min(batch_size, samples - first)
+        out = sample(
+            model.process,
+            model.denoiser,
+            num_samples=rows,
+            length=length,
+            steps=steps,
+            guidance=guidance,
+            generator=gen,
+            posterior_dtype=torch.float64,
+        )
+        tokens.append(out.tokens)
+    seconds = time.perf_counter() - start
+    canonical = [c for c in canonicalize(model.domain.tokenizer.decode(torch.cat(tokens))) if c]
+    unique = list(dict.fromkeys(canonical))
+    reference = load_novelty("qm9")
+    novel = [s for s, seen in zip(unique, reference.contains(unique), strict=True) if not seen] if reference else unique
+    values = compute_properties(novel, [target.name])[:, 0] if novel else np.array([])
+    mean = float(np.nanmean(values)) if len(values) else float("nan")
+    hit = float(target.satisfied(values).mean()) if len(values) else float("nan")
+    return len(canonical), len(unique), len(novel), mean, hit, seconds
+
+
+def run_benchmark(
+    settings: BenchSettings, *, checkpoints: Path = CHECKPOINTS, progress: Callable[[str], None] = print
+) -> pd.DataFrame:
+    """Every method x target x scale x seed; one row each."""
+    models: dict[str, LoadedModel] = {}
+    rows = []
+    needed = {name for name, _, _ in METHODS.values()} | {f"{n}_{s}" for n, _, s in METHODS.values() if s}
+    missing = [name for name in sorted(needed) if not (checkpoints / name / "model.json").is_file()]
+    if missing:
+        raise ValueError(
+            f"missing checkpoints in {checkpoints}: {', '.join(missing)} (docs/benchmarks.md gives the commands "
+            "that train them)"
+        )
+    for spec in settings.targets:
+        for method, (name, kind, suffix) in METHODS.items():
+            model = models.setdefault(name, load_model(checkpoints / name))
+            target = resolve_target(spec, model)
+            for scale in settings.scales:
+                guidance = _guidance(
+                    kind,
+                    model,
+                    target,
+                    scale,
+                    None if suffix is None else checkpoints / f"{name}_{suffix}",
+                    settings.top_k,
+                )
+                for seed in settings.seeds:
+                    valid, unique, novel, mean, hit, seconds = run_one(
+                        model,
+                        guidance,
+                        target,
+                        samples=settings.samples,
+                        steps=settings.steps,
+                        seed=seed,
+                        batch_size=settings.batch_size,
+                    )
+                    rows.append(
+                        BenchRow(
+                            str(target),
+                            method,
+                            scale,
+                            seed,
+                            settings.samples,
+                            valid,
+                            unique,
+                            novel,
+                            mean,
+                            hit,
+                            round(seconds, 2),
+                        )
+                    )
+                    progress(
+                        f"{target} | {method} | g={scale:g} | seed {seed}: {valid}/{unique}/{novel} "
+                        f"valid/unique/novel, novel mean {mean:.3f}, {seconds:.1f} s"
+                    )
+    return pd.DataFrame([asdict(r) for r in rows])
+
+
+def summarize(frame: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95% confidence half-width (normal approximation) over seeds."""
+    keys = ["target", "method", "scale"]
+    stats = frame.groupby(keys, sort=False)[["valid", "unique", "novel", "novel_mean", "novel_hit_rate", "seconds"]]
+    mean, sd, n = stats.mean(), stats.std(ddof=1).fillna(0.0), stats.count()
+    half = 1.96 * sd / np.sqrt(n.clip(lower=1))
+    return mean.join(half, rsuffix="_ci").reset_index()
+
+
+def to_markdown(summary: pd.DataFrame, settings: BenchSettings) -> str:
+    lines = [
+        f"Samples per run: {settings.samples}; T = {settings.steps} reverse steps (autoregressive: one step per "
+        f"token); seeds {list(settings.seeds)}; exact D-CBG / FUDGE top-{settings.top_k}; "
+        f"{platform.machine()} CPU, {torch.get_num_threads()} threads. Counts are out of {settings.samples}; "
+        "mean and hit rate are over novel molecules; ± is a 95% interval over seeds.",
+    ]
+    for target, part in summary.groupby("target", sort=False):
+        lines += [
+            "",
+            f"### {target}",
+            "",
+            "| method | g | valid | unique | novel | novel mean | hit rate | s/run |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in part.itertuples(index=False):
+            lines.append(
+                f"| {r.method} | {r.scale:g} | {r.valid:.0f}±{r.valid_ci:.0f} | {r.unique:.0f}±{r.unique_ci:.0f} | "
+                f"{r.novel:.0f}±{r.novel_ci:.0f} | {r.novel_mean:.3f}±{r.novel_mean_ci:.3f} | "
+                f"{100 * r.novel_hit_rate:.0f}% | {r.seconds:.1f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: pd.DataFrame, path: Path) -> None:
+    """Novel count against the novel molecules' mean property, one line per method, marker size = scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = list(dict.fromkeys(summary["target"]))
+    fig, axes = plt.subplots(1, len(targets), figsize=(6 * len(targets), 4.5), squeeze=False)
+    for ax, target in zip(axes[0], targets, strict=True):
+        part = summary[summary["target"] == target]
+        for method, rows in part.groupby("method", sort=False):
+            ax.plot(rows["novel"], rows["novel_mean"], "-", alpha=0.6, label=method)
+            ax.scatter(rows["novel"], rows["novel_mean"], s=12 * rows["scale"], alpha=0.8)
+        ax.set_xlabel("novel molecules")
+        ax.set_ylabel(f"mean {target.split('>')[0].split('=')[0]} of novel molecules")
+        ax.set_title(target)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def main(argv: list[str]) -> int:
+    """``guide-gen bench molecules [--quick] [--out DIR]``."""
+    from guided_diffusion.cli.errors import ArgumentParser, UsageError
+
+    p = ArgumentParser(prog="guide-gen bench molecules", description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="reduced sweep (64 samples, scales 1 and 3, one seed)")
+    p.add_argument("--out", default="bench-molecules", help="folder for results.csv, results.md, results.png")
+    p.add_argument("--checkpoints", default=str(CHECKPOINTS), help="folder holding the QM9 models and classifiers")
+    p.add_argument("--samples", type=int, default=None, help="override samples per run")
+    p.add_argument("--seeds", type=int, default=None, help="override the number of seeds")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    args = p.parse_args(argv)
+    settings = QUICK if args.quick else BenchSettings()
+    if args.samples is not None:
+        if args.samples < 1:
+            raise UsageError(f"--samples must be >= 1, got {args.samples}")
+        settings = BenchSettings(**{**asdict(settings), "samples": args.samples})
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+        settings = BenchSettings(**{**asdict(settings), "seeds": tuple(range(args.seeds))})
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        frame = run_benchmark(settings, checkpoints=Path(args.checkpoints))
+    except ValueError as err:
+        raise UsageError(" ".join(str(err).split())) from None
+    tmp = out / "results.csv.tmp"
+    frame.to_csv(tmp, index=False)
+    tmp.replace(out / "results.csv")
+    summary = summarize(frame)
+    atomic_write_text(out / "results.md", to_markdown(summary, settings))
+    plot(summary, out / "results.png")
+    print((out / "results.md").read_text())
+    print(f"wrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.png'}")
+    return 0

@@ -206,7 +206,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     stats = frame.groupby(keys, sort=False)[["valid", "unique", "novel", "novel_mean", "novel_hit_rate", "seconds"]]
     mean, sd, n = stats.mean(), stats.std(ddof=1).fillna(0.0), stats.count()
     half = 1.96 * sd / np.sqrt(n.clip(lower=1))
-    return mean.join(half, rsuffix="_ci").reset_index()
+    return mean.join(half.add_suffix("_ci")).reset_index()
 
 
 def to_markdown(summary: pd.DataFrame, settings: BenchSettings) -> str:

@@ -20,8 +20,8 @@ from guided_diffusion.training.checkpoint import atomic_write_text, read_json
 
 # shipped name -> experiment config (configs/experiment/<name>.yaml)
 MODELS: dict[str, str] = {
-    "moses_udlm": "moses_udlm_smiles",
-    "moses_mdlm": "moses_mdlm_smiles",
+    "moses_udlm": "moses_udlm_selfies",
+    "moses_mdlm": "moses_mdlm_selfies",
     "qm9_udlm": "qm9_udlm",
     "qm9_mdlm": "qm9_mdlm",
 }

@@ -40,6 +40,9 @@ def _generate_parser() -> argparse.ArgumentParser:
         help="default guidance of the targets: classifier-free (cfg), noisy-regressor (cbg) or none",
     )
     p.add_argument("--cbg-mode", choices=["exact", "first-order"], default="first-order", help="D-CBG evaluation")
+    p.add_argument(
+        "--cbg-scale", type=float, default=None, help="guidance scale of D-CBG terms (default: --guidance-scale)"
+    )
     p.add_argument("--top-k", type=int, default=None, help="exact D-CBG: candidate tokens scored per position")
     p.add_argument("--classifier", default=None, help="noisy regressor checkpoint for cbg (default: the shipped one)")
     p.add_argument("--template", default=None, help="infilling template: SMILES with '?' for open tokens")
@@ -106,6 +109,7 @@ def generate_main(argv: list[str]) -> int:
             cbg_mode=args.cbg_mode,
             top_k=args.top_k,
             template=args.template,
+            cbg_scale=args.cbg_scale,
             n=args.n,
             targets=targets,
             method=args.method,
@@ -192,6 +196,8 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance-scale", type=float, default=DEFAULT_SCALE)
     p.add_argument("--no-fcd", action="store_true", help="skip FCD")
     p.add_argument("--setting", action="append", default=None, help="only these guided settings (repeatable)")
+    p.add_argument("--cbg-scale", type=float, default=None, help="D-CBG guidance scale (default: --guidance-scale)")
+    p.add_argument("--cbg-mode", choices=["exact", "first-order"], default="first-order")
     p.add_argument("--out", required=True, help="folder for the CSVs, evaluation.json and evaluation.md")
     return p
 
@@ -220,6 +226,8 @@ def evaluate_main(argv: list[str]) -> int:
             guidance_scale=args.guidance_scale,
             fcd=not args.no_fcd,
             settings=settings,
+            cbg_scale=args.cbg_scale,
+            cbg_mode=args.cbg_mode,
         )
     except ValueError as err:
         raise UsageError(str(err)) from None

@@ -18,13 +18,17 @@ from domains.molecules.targets import parse_targets
 from guided_diffusion.pipeline import LoadedModel
 from guided_diffusion.training.checkpoint import atomic_write_text
 
-# guided settings per dataset: (label, targets)
+# guided settings per dataset: (label, targets); a target's @cbg selects the noisy regressor (D-CBG),
+# otherwise D-CFG. Settings with @cbg run only where the model has a shipped regressor.
 SETTINGS: dict[str, list[tuple[str, list[str]]]] = {
     "moses": [
         ("qed=0.9", ["qed=0.9"]),
         ("logp=2.0", ["logp=2.0"]),
         ("mw<=300", ["mw<=300"]),
         ("qed>=0.85 sa<=3.0", ["qed>=0.85", "sa<=3.0"]),
+        ("qed=0.9 @cbg", ["qed=0.9@cbg"]),
+        ("qed>=0.85 sa<=3.0 @cbg", ["qed>=0.85@cbg", "sa<=3.0@cbg"]),
+        ("qed>=0.85 @cfg, sa<=3.0 @cbg", ["qed>=0.85@cfg", "sa<=3.0@cbg"]),
     ],
     "qm9": [
         ("qed>=0.55", ["qed>=0.55"]),
@@ -67,7 +71,8 @@ def score_csv(path: str | Path, targets: list[str], dataset: str, *, fcd: bool) 
 
 
 def _file_name(label: str) -> str:
-    return label.replace(" ", "_").replace("<=", "_le_").replace(">=", "_ge_").replace("=", "_") + ".csv"
+    name = label.replace("<=", "_le_").replace(">=", "_ge_").replace("=", "_").replace("@", "").replace(",", "")
+    return "_".join(name.split()) + ".csv"
 
 
 def _sample_to_csv(model: LoadedModel, csv: Path, targets: list[str], method: Method, **kw: object) -> float:
@@ -86,6 +91,8 @@ def evaluate_model(
     seed: int = 0,
     steps: int = 64,
     guidance_scale: float = 2.0,
+    cbg_scale: float | None = None,
+    cbg_mode: str = "first-order",
     fcd: bool = True,
     settings: list[tuple[str, list[str]]] | None = None,
     batch_size: int = 256,
@@ -96,9 +103,24 @@ def evaluate_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = model.domain.dataset
     names = set(model.domain.property_names)
+    has_regressor = (model.path.parent / f"{model.path.name}_regressor" / "model.json").is_file()
     chosen = settings if settings is not None else SETTINGS[dataset]
-    chosen = [(label, t) for label, t in chosen if {x.name for x in parse_targets(t)} <= names]
-    common = {"n": n, "seed": seed, "steps": steps, "batch_size": batch_size, "guidance_scale": guidance_scale}
+    chosen = [
+        (label, t)
+        for label, t in chosen
+        if all(x.name in names for x in parse_targets(t) if x.method != "cbg")
+        and (has_regressor or all(x.method != "cbg" for x in parse_targets(t)))
+    ]
+    cbg = guidance_scale if cbg_scale is None else cbg_scale
+    common = {
+        "n": n,
+        "seed": seed,
+        "steps": steps,
+        "batch_size": batch_size,
+        "guidance_scale": guidance_scale,
+        "cbg_scale": cbg,
+        "cbg_mode": cbg_mode,
+    }
 
     unguided_csv = out_dir / "unguided.csv"
     seconds = _sample_to_csv(model, unguided_csv, [], "none", **common)
@@ -109,10 +131,14 @@ def evaluate_model(
         seconds = _sample_to_csv(model, csv, targets, "cfg", **common)
         guided = score_csv(csv, targets, dataset, fcd=fcd)
         reference = score_csv(unguided_csv, targets, dataset, fcd=False)
+        methods = {x.method or "cfg" for x in parse_targets(targets)}
+        described = [f"cfg g={guidance_scale:g}"] * ("cfg" in methods) + [f"cbg ({cbg_mode}) g={cbg:g}"] * (
+            "cbg" in methods
+        )
         rows.append(
             _row(
                 label,
-                f"cfg g={guidance_scale:g}",
+                " + ".join(described),
                 guided,
                 seconds,
                 csv,

@@ -136,6 +136,7 @@ def make_guidance(
     classifier: LoadedClassifier | None = None,
     cbg_mode: CBGMode | str = CBGMode.FIRST_ORDER,
     top_k: int | None = None,
+    cbg_scale: float | None = None,
 ) -> Guidance:
     """The guidance for the targets: each uses its own ``@method`` or the default ``method``; D-CFG targets
     share one condition, each D-CBG target gets a term of the noisy regressor; all terms are composed."""
@@ -155,7 +156,14 @@ def make_guidance(
         if classifier is None:
             classifier = load_classifier(default_classifier(model), process=model.process, device=device)
         terms += [
-            classifier_term(classifier, t, model.domain, guidance_scale=guidance_scale, mode=cbg_mode, top_k=top_k)
+            classifier_term(
+                classifier,
+                t,
+                model.domain,
+                guidance_scale=guidance_scale if cbg_scale is None else cbg_scale,
+                mode=cbg_mode,
+                top_k=top_k,
+            )
             for t in cbg_targets
         ]
     return terms[0] if len(terms) == 1 else ComposedGuidance(*terms)
@@ -178,6 +186,7 @@ def sample_molecules(
     cbg_mode: CBGMode | str = CBGMode.FIRST_ORDER,
     top_k: int | None = None,
     template: str | None = None,
+    cbg_scale: float | None = None,
 ) -> MoleculeSamples:
     """Sample ``n`` molecules (SMILES) from a molecule denoiser.
 
@@ -197,6 +206,7 @@ def sample_molecules(
         cbg_mode: ``exact`` or ``first-order``.
         top_k: exact D-CBG: candidates per position.
         template: infilling template (SMILES models): ``?`` marks an open token, positions after it are open.
+        cbg_scale: guidance scale of D-CBG terms (default: ``guidance_scale``).
     """
     if not isinstance(model.domain, MoleculeDomain):
         raise ValueError(f"{model.path} is not a molecule model (domain {model.meta['domain']['name']!r})")
@@ -208,6 +218,7 @@ def sample_molecules(
         classifier=classifier,
         cbg_mode=cbg_mode,
         top_k=top_k,
+        cbg_scale=cbg_scale,
     )
     fixed_mask = fixed_tokens = None
     if template is not None:

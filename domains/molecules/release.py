@@ -12,6 +12,7 @@ import shlex
 import shutil
 from pathlib import Path
 
+from classifiers.cli import main as classifier_main
 from domains.molecules.generate import CHECKPOINTS
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
 from guided_diffusion.cli.train_cmd import main as train_main
@@ -24,6 +25,19 @@ MODELS: dict[str, str] = {
     "moses_mdlm": "moses_mdlm_selfies",
     "qm9_udlm": "qm9_udlm",
     "qm9_mdlm": "qm9_mdlm",
+    "qm9_ar": "qm9_ar",
+}
+
+# shipped classifier name -> the denoiser it serves (experiment configs/experiment/<name>.yaml)
+CLASSIFIERS: dict[str, str] = {
+    "moses_udlm_regressor": "moses_udlm",
+    "moses_mdlm_regressor": "moses_mdlm",
+    "qm9_udlm_regressor": "qm9_udlm",
+    "qm9_mdlm_regressor": "qm9_mdlm",
+    "qm9_ar_regressor": "qm9_ar",
+    "qm9_udlm_denoised_regressor": "qm9_udlm",
+    "qm9_mdlm_denoised_regressor": "qm9_mdlm",
+    "qm9_ar_denoised_regressor": "qm9_ar",
 }
 
 PRESETS: dict[str, list[str]] = {
@@ -60,6 +74,23 @@ PRESETS: dict[str, list[str]] = {
 }
 
 
+def _train(command: list[str], run_dir: Path) -> tuple[bool, int]:
+    """Run one training command (resuming); return whether it reached max_steps, and the step."""
+    print(f"== guide-gen {' '.join(shlex.quote(o) for o in command)}", flush=True)
+    (classifier_main if command[0] == "train-classifier" else train_main)(command[1:])
+    state = read_json(run_dir / "checkpoint", "trainer")
+    meta = read_json(run_dir / "checkpoint", "model")
+    return int(state["step"]) >= int(meta["training"]["trainer"]["max_steps"]), int(state["step"])
+
+
+def _ship(folder: Path, name: str) -> Path:
+    target = CHECKPOINTS / name
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(folder, target)
+    return target
+
+
 def release(
     names: list[str],
     *,
@@ -70,33 +101,56 @@ def release(
     n: int,
     extra: list[str],
 ) -> dict[str, str]:
-    """Train (resuming), export, evaluate and document each model; returns name -> status."""
+    """Train (resuming) and export each denoiser, then each classifier (against the exported or shipped
+    denoiser), then evaluate every denoiser (with D-CBG settings where its regressor exists) and write the
+    model cards. Returns name -> status."""
     from domains.molecules.evaluation import evaluate_model, format_table
 
-    status = {}
-    for name in names:
-        run_dir = runs_dir / name
-        overrides = [f"experiment={MODELS[name]}", f"run_dir={run_dir}", "resume=true", *PRESETS[preset], *extra]
-        if max_minutes is not None:
-            overrides.append(f"trainer.max_minutes={max_minutes}")
-        print(f"== {name}: guide-gen train {' '.join(shlex.quote(o) for o in overrides)}", flush=True)
-        train_main(overrides)
-        state = read_json(run_dir / "checkpoint", "trainer")
-        meta = read_json(run_dir / "checkpoint", "model")
-        if int(state["step"]) < int(meta["training"]["trainer"]["max_steps"]):
-            status[name] = f"paused at step {state['step']} (run the same command again to continue)"
+    limit = [] if max_minutes is None else [f"trainer.max_minutes={max_minutes}"]
+    status: dict[str, str] = {}
+    exported: dict[str, Path] = {}
+    for name in [m for m in names if m in MODELS]:
+        run_dir = runs_dir / MODELS[name]
+        command = ["train", f"experiment={MODELS[name]}", f"run_dir={run_dir}", "resume=true", *PRESETS[preset]]
+        done, step = _train([*command, *extra, *limit], run_dir)
+        if not done:
+            status[name] = f"paused at step {step} (run the same command again to continue)"
             continue
-        shipped = export_model(run_dir / "checkpoint", run_dir / "shipped")
-        rows = evaluate_model(load_model(shipped), run_dir / "evaluation", n=n, fcd=preset != "tiny")
-        table = format_table(rows, n=n, seed=0, steps=64)
-        command = f"guide-gen molecules release --preset {preset} --models {name}"
-        atomic_write_text(shipped / "MODEL_CARD.md", model_card(name, shipped, command, table, n=n))
+        exported[name] = export_model(run_dir / "checkpoint", run_dir / "shipped")
         if ship:
-            target = CHECKPOINTS / name
-            if target.exists():
-                shutil.rmtree(target)
-            shutil.copytree(shipped, target)
-        status[name] = f"done: {shipped}" + (f" -> {CHECKPOINTS / name}" if ship else "")
+            exported[name] = _ship(exported[name], name)
+        status[name] = f"trained: {exported[name]}"
+    for name in [m for m in names if m in CLASSIFIERS]:
+        base = CLASSIFIERS[name]
+        denoiser = exported.get(base, CHECKPOINTS / base)
+        if not (denoiser / "model.json").is_file():
+            status[name] = f"skipped: its denoiser {base} is not trained yet"
+            continue
+        run_dir = runs_dir / name
+        trainer = [o for o in PRESETS[preset] if o.startswith("trainer.")]
+        command = [
+            "train-classifier",
+            f"experiment={name}",
+            f"denoiser={denoiser}",
+            f"run_dir={run_dir}",
+            "resume=true",
+        ]
+        done, step = _train([*command, *trainer, *extra, *limit], run_dir)
+        if not done:
+            status[name] = f"paused at step {step} (run the same command again to continue)"
+            continue
+        folder = export_model(run_dir / "checkpoint", run_dir / "shipped")
+        atomic_write_text(
+            folder / "MODEL_CARD.md",
+            classifier_card(name, folder, f"guide-gen molecules release --preset {preset} --models {name}"),
+        )
+        status[name] = f"done: {_ship(folder, name) if ship else folder}"
+    for name, folder in exported.items():
+        rows = evaluate_model(load_model(folder), runs_dir / MODELS[name] / "evaluation", n=n, fcd=preset != "tiny")
+        table = format_table(rows, n=n, seed=0, steps=64)
+        recipe = f"guide-gen molecules release --preset {preset} --models {name}"
+        atomic_write_text(folder / "MODEL_CARD.md", model_card(name, folder, recipe, table, n=n))
+        status[name] = f"done: {folder}"
     return status
 
 
@@ -135,17 +189,18 @@ Measured by `guide-gen molecules evaluate --checkpoint <this folder> -n {n} --se
 def main(argv: list[str]) -> int:
     p = ArgumentParser(prog="guide-gen molecules release", description=__doc__.splitlines()[0])
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
-    p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {', '.join(MODELS)}")
-    p.add_argument("--runs-dir", default="runs/release", help="where runs, exports and evaluations go")
+    every = [*MODELS, *CLASSIFIERS]
+    p.add_argument("--models", default=",".join(every), help=f"comma-separated subset of {', '.join(every)}")
+    p.add_argument("--runs-dir", default="runs", help="where runs, exports and evaluations go")
     p.add_argument("--ship", action="store_true", help="copy finished models into the package's checkpoints")
     p.add_argument("--max-minutes", type=float, default=None, help="training time per model in this call")
     p.add_argument("-n", type=int, default=512, help="samples per evaluation setting")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every model")
     args = p.parse_args(argv)
     names = [m for m in args.models.split(",") if m]
-    unknown = sorted(set(names) - set(MODELS))
+    unknown = sorted(set(names) - set(MODELS) - set(CLASSIFIERS))
     if unknown:
-        raise UsageError(f"unknown models {unknown}; allowed: {', '.join(MODELS)}")
+        raise UsageError(f"unknown models {unknown}; allowed: {', '.join([*MODELS, *CLASSIFIERS])}")
     status = release(
         names,
         preset=args.preset,
@@ -157,3 +212,33 @@ def main(argv: list[str]) -> int:
     )
     print(json.dumps(status, indent=2))
     return 0
+
+
+def classifier_card(name: str, folder: Path, command: str) -> str:
+    """Markdown card of a classifier: what it reads, training facts, and validation error per t bin."""
+    meta = read_json(folder, "model")
+    cfg, training, data = meta["classifier"], meta["training"], meta["data"]
+    metrics = meta.get("metrics", {})
+    bins = sorted({k.rsplit("/", 1)[1] for k in metrics if k.startswith("val_rmse/")})
+    reads = "xt" if cfg.get("reads", "tokens") == "tokens" else "the predicted clean tokens of its denoiser"
+    lines = [
+        f"# {name}",
+        "",
+        f"Noisy {cfg['head']} classifier reading {reads} "
+        f"of the {meta['process']['name']} process ({meta['process']['schedule']['name']} schedule), "
+        f"outputs {', '.join(cfg['output_names'])} (normalised units: (value - mean) / sd of the training set).",
+        "",
+        f"- **Command**: `{command}`",
+        f"- **Data**: {data['train_size']:,} training molecules, validation {data['val_size']:,}.",
+        f"- **Network**: width {cfg['dim']}, {cfg['depth']} blocks; {meta['step']:,} steps; "
+        f"{training['wall_seconds'] / 60:.1f} min on {training['hardware']}.",
+        "",
+        "## Validation RMSE (normalised units) by diffusion time",
+        "",
+        "| output | " + " | ".join(f"t in [{b[1:].replace('-', ', ')})" for b in bins) + " |",
+        "|---|" + "---|" * len(bins),
+    ]
+    for out in cfg["output_names"]:
+        values = " | ".join(f"{metrics.get(f'val_rmse/{out}/{b}', float('nan')):.3f}" for b in bins)
+        lines.append(f"| {out} | {values} |")
+    return "\n".join(lines) + "\n"

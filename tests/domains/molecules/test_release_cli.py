@@ -12,7 +12,7 @@ from guided_diffusion.cli.main import main
 def tiny_release(tmp_path_factory, data_dir):
     runs = tmp_path_factory.mktemp("release")
     code = main(
-        ["molecules", "release", "--preset", "tiny", "--runs-dir", str(runs), "--models", "qm9_udlm", "-n", "8"]
+        ["molecules", "release", "--preset", "tiny", "--runs-dir", str(runs), "--models", "qm9_udlm,qm9_udlm_regressor", "-n", "8"]
     )
     assert code == 0
     return runs / "qm9_udlm"
@@ -25,6 +25,8 @@ def test_tiny_release_trains_exports_evaluates_and_documents(tiny_release):
     assert "guide-gen molecules release --preset tiny --models qm9_udlm" in card
     assert "| unguided | none |" in card and "rings=3" in card
     assert (tiny_release / "evaluation" / "evaluation.json").is_file()
+    regressor_card = (tiny_release.parent / "qm9_udlm_regressor" / "shipped" / "MODEL_CARD.md").read_text()
+    assert "Validation RMSE" in regressor_card and "| qed |" in regressor_card
 
 
 def test_molecules_command_writes_csv_and_sdf(tiny_release, tmp_path, capsys):

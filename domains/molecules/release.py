@@ -78,16 +78,31 @@ def _train(command: list[str], run_dir: Path) -> tuple[bool, int]:
     """Run one training command (resuming); return whether it reached max_steps, and the step."""
     print(f"== guide-gen {' '.join(shlex.quote(o) for o in command)}", flush=True)
     (classifier_main if command[0] == "train-classifier" else train_main)(command[1:])
+    return _progress(run_dir)
+
+
+def _progress(run_dir: Path) -> tuple[bool, int]:
+    """Whether the run in ``run_dir`` reached max_steps, and its checkpoint's step."""
+    if not (run_dir / "checkpoint").exists():
+        raise UsageError(f"no checkpoint in {run_dir}; train it first (drop --no-train)")
     state = read_json(run_dir / "checkpoint", "trainer")
     meta = read_json(run_dir / "checkpoint", "model")
     return int(state["step"]) >= int(meta["training"]["trainer"]["max_steps"]), int(state["step"])
 
 
 def _ship(folder: Path, name: str) -> Path:
+    """Copy ``folder`` to the package's checkpoints, replacing any older copy only once the new one is whole."""
     target = CHECKPOINTS / name
+    staging, old = target.with_name(f".{name}.new"), target.with_name(f".{name}.old")
+    for leftover in (staging, old):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    shutil.copytree(folder, staging)
     if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(folder, target)
+        target.rename(old)
+    staging.rename(target)
+    if old.exists():
+        shutil.rmtree(old)
     return target
 
 
@@ -98,6 +113,8 @@ def release(
     runs_dir: Path,
     ship: bool,
     max_minutes: float | None,
+    partial: bool = False,
+    train: bool = True,
     n: int,
     extra: list[str],
 ) -> dict[str, str]:
@@ -111,9 +128,12 @@ def release(
     exported: dict[str, Path] = {}
     for name in [m for m in names if m in MODELS]:
         run_dir = runs_dir / MODELS[name]
+        if not train and not (run_dir / "checkpoint").exists():
+            status[name] = f"no run in {run_dir} yet"
+            continue
         command = ["train", f"experiment={MODELS[name]}", f"run_dir={run_dir}", "resume=true", *PRESETS[preset]]
-        done, step = _train([*command, *extra, *limit], run_dir)
-        if not done:
+        done, step = _train([*command, *extra, *limit], run_dir) if train else _progress(run_dir)
+        if not done and not partial:
             status[name] = f"paused at step {step} (run the same command again to continue)"
             continue
         exported[name] = export_model(run_dir / "checkpoint", run_dir / "shipped")
@@ -127,6 +147,9 @@ def release(
             status[name] = f"skipped: its denoiser {base} is not trained yet"
             continue
         run_dir = runs_dir / name
+        if not train and not (run_dir / "checkpoint").exists():
+            status[name] = f"no run in {run_dir} yet"
+            continue
         trainer = [o for o in PRESETS[preset] if o.startswith("trainer.")]
         command = [
             "train-classifier",
@@ -135,8 +158,8 @@ def release(
             f"run_dir={run_dir}",
             "resume=true",
         ]
-        done, step = _train([*command, *trainer, *extra, *limit], run_dir)
-        if not done:
+        done, step = _train([*command, *trainer, *extra, *limit], run_dir) if train else _progress(run_dir)
+        if not done and not partial:
             status[name] = f"paused at step {step} (run the same command again to continue)"
             continue
         folder = export_model(run_dir / "checkpoint", run_dir / "shipped")
@@ -152,6 +175,14 @@ def release(
         atomic_write_text(folder / "MODEL_CARD.md", model_card(name, folder, recipe, table, n=n))
         status[name] = f"done: {folder}"
     return status
+
+
+def _steps(meta: dict) -> str:
+    """``"4,000 steps"``, or for a run exported before the end of its schedule, what is left."""
+    step, total = int(meta["step"]), int(meta["training"]["trainer"]["max_steps"])
+    if step >= total:
+        return f"{step:,} steps"
+    return f"{step:,} steps (exported early: its schedule runs to {total:,}; resuming the command continues it)"
 
 
 def model_card(name: str, folder: Path, command: str, table: str, *, n: int) -> str:
@@ -173,7 +204,7 @@ molecules (length {domain["seq_len"]}), conditioned on {", ".join(domain["proper
   fingerprint `{data["train_fingerprint"][:16]}`; validation {data["val_size"]:,} molecules.
 - **Network**: width {net["dim"]}, {net["depth"]} blocks, {net["heads"]} heads, sees t: {net["time_conditioning"]};
   weights {meta.get("weights_dtype", "float32")}, {size:.1f} MiB.
-- **Training**: {meta["step"]:,} steps of batch {trainer["batch_size"]}, lr {trainer["lr"]}, EMA {trainer["ema_decay"]};
+- **Training**: {_steps(meta)} of batch {trainer["batch_size"]}, lr {trainer["lr"]}, EMA {trainer["ema_decay"]};
   {training["wall_seconds"] / 60:.1f} min wall time on {training["hardware"]} x{training["world_size"]},
   precision {training["precision"]}.
 - **Validation** (EMA weights): {metrics}.
@@ -193,6 +224,14 @@ def main(argv: list[str]) -> int:
     p.add_argument("--models", default=",".join(every), help=f"comma-separated subset of {', '.join(every)}")
     p.add_argument("--runs-dir", default="runs", help="where runs, exports and evaluations go")
     p.add_argument("--ship", action="store_true", help="copy finished models into the package's checkpoints")
+    p.add_argument(
+        "--partial", action="store_true", help="also export (and ship) runs that have not reached max_steps yet"
+    )
+    p.add_argument(
+        "--no-train",
+        action="store_true",
+        help="export what the runs hold now without training (safe while another process trains them)",
+    )
     p.add_argument("--max-minutes", type=float, default=None, help="training time per model in this call")
     p.add_argument("-n", type=int, default=512, help="samples per evaluation setting")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every model")
@@ -207,6 +246,8 @@ def main(argv: list[str]) -> int:
         runs_dir=Path(args.runs_dir),
         ship=args.ship,
         max_minutes=args.max_minutes,
+        partial=args.partial,
+        train=not args.no_train,
         n=args.n,
         extra=args.overrides,
     )
@@ -230,7 +271,7 @@ def classifier_card(name: str, folder: Path, command: str) -> str:
         "",
         f"- **Command**: `{command}`",
         f"- **Data**: {data['train_size']:,} training molecules, validation {data['val_size']:,}.",
-        f"- **Network**: width {cfg['dim']}, {cfg['depth']} blocks; {meta['step']:,} steps; "
+        f"- **Network**: width {cfg['dim']}, {cfg['depth']} blocks; {_steps(meta)}; "
         f"{training['wall_seconds'] / 60:.1f} min on {training['hardware']}.",
         "",
         "## Validation RMSE (normalised units) by diffusion time",

@@ -6,7 +6,11 @@ from __future__ import annotations
 import json
 import math
 import platform
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,12 @@ from guided_diffusion.training.checkpoint import (
 from guided_diffusion.training.distributed import DistributedContext, all_reduce_mean, setup_distributed
 from guided_diffusion.training.objectives import Objective
 from guided_diffusion.training.optim import EMA, learning_rate, load_optimizer_tensors, optimizer_tensors
-from guided_diffusion.training.precision import Precision, choose_precision, transformer_flops_per_token
+from guided_diffusion.training.precision import (
+    Precision,
+    PrecisionChoice,
+    choose_precision,
+    transformer_flops_per_token,
+)
 
 
 @dataclass
@@ -213,6 +222,78 @@ def train(
         )
 
     model.train()
+    with _stop_requests() as stop_requested:
+        return _loop(
+            trained,
+            model,
+            objective,
+            optimizer,
+            ema,
+            names,
+            meta,
+            batches,
+            train_data,
+            val_data,
+            config,
+            run_dir,
+            ckpt_dir,
+            choice,
+            ctx,
+            step,
+            wall_before,
+            metrics,
+            flops_per_token,
+            log,
+            stop_requested,
+        )
+
+
+@contextmanager
+def _stop_requests() -> Iterator[list[int]]:
+    """While training, SIGTERM and SIGINT ask for a checkpoint and a clean stop instead of killing the run.
+
+    Yields a list that receives the signal numbers (empty until one arrives). Only the main thread can
+    install handlers; elsewhere the list stays empty and the signals keep their default action.
+    """
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _loop(
+    trained: nn.Module,
+    model: nn.Module,
+    objective: Objective,
+    optimizer: torch.optim.Optimizer,
+    ema: EMA,
+    names: list[str],
+    meta: dict[str, Any],
+    batches: _Batches,
+    train_data: TokenDataset,
+    val_data: TokenDataset | None,
+    config: TrainerConfig,
+    run_dir: Path,
+    ckpt_dir: Path,
+    choice: PrecisionChoice,
+    ctx: DistributedContext,
+    step: int,
+    wall_before: float,
+    metrics: dict[str, float],
+    flops_per_token: float,
+    log: bool,
+    stop_requested: list[int],
+) -> TrainResult:
     start = time.perf_counter()
     window_start, window_loss, window_steps, tokens_per_second = start, 0.0, 0, 0.0
     finished = step >= config.max_steps
@@ -239,6 +320,10 @@ def train(
         finished = step >= config.max_steps
         elapsed_min = (time.perf_counter() - start) / 60.0
         out_of_time = config.max_minutes is not None and elapsed_min >= config.max_minutes
+        stop = bool(stop_requested)
+        if ctx.enabled:  # every rank stops at the same step, or the next collective would hang
+            stop = float(all_reduce_mean(torch.tensor(float(stop), device=ctx.device), ctx)) > 0
+        out_of_time = out_of_time or stop
 
         if step % config.log_every == 0 or finished or out_of_time:
             now = time.perf_counter()
@@ -277,7 +362,8 @@ def train(
             ctx.barrier()
         if out_of_time and not finished:
             if log and ctx.is_main:
-                print(f"stopping after {elapsed_min:.1f} min at step {step}; resume=true continues", flush=True)
+                why = f"signal {stop_requested[0]}" if stop_requested else f"{elapsed_min:.1f} min"
+                print(f"stopping after {why} at step {step}; resume=true continues", flush=True)
             break
     return TrainResult(
         step=step, finished=finished, checkpoint=ckpt_dir, metrics=metrics, tokens_per_second=tokens_per_second

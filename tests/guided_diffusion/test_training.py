@@ -70,6 +70,24 @@ def test_resume_after_a_kill_reproduces_the_straight_run(tmp_path):
     assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
 
 
+def test_sigterm_checkpoints_the_current_step_and_exits_cleanly(tmp_path):
+    # ckpt_every far beyond the run: the only checkpoint mid-run is the one the signal asks for
+    steps = ["trainer.max_steps=100000", "trainer.ckpt_every=100000", "trainer.log_every=1"]
+    proc = subprocess.Popen(
+        cli("train", *TOY, *steps, f"run_dir={tmp_path}"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:  # wait until it is training
+        if line.startswith("step") and int(line.split()[1]) >= 3:
+            break
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert f"signal {int(signal.SIGTERM)}" in out
+    stopped_at = checkpoint_step(tmp_path)
+    assert 3 <= stopped_at < 100000
+
+
 def test_resume_refuses_a_different_model(tmp_path):
     run = [*TOY, "trainer.max_steps=5", f"run_dir={tmp_path}"]
     subprocess.run(cli("train", *run), check=True, capture_output=True)

@@ -12,7 +12,18 @@ from guided_diffusion.cli.main import main
 def tiny_release(tmp_path_factory, data_dir):
     runs = tmp_path_factory.mktemp("release")
     code = main(
-        ["molecules", "release", "--preset", "tiny", "--runs-dir", str(runs), "--models", "qm9_udlm,qm9_udlm_regressor", "-n", "8"]
+        [
+            "molecules",
+            "release",
+            "--preset",
+            "tiny",
+            "--runs-dir",
+            str(runs),
+            "--models",
+            "qm9_udlm,qm9_udlm_regressor",
+            "-n",
+            "8",
+        ]
     )
     assert code == 0
     return runs / "qm9_udlm"
@@ -27,6 +38,22 @@ def test_tiny_release_trains_exports_evaluates_and_documents(tiny_release):
     assert (tiny_release / "evaluation" / "evaluation.json").is_file()
     regressor_card = (tiny_release.parent / "qm9_udlm_regressor" / "shipped" / "MODEL_CARD.md").read_text()
     assert "Validation RMSE" in regressor_card and "| qed |" in regressor_card
+
+
+def test_a_paused_run_is_exported_only_when_asked_and_its_card_says_so(tmp_path, data_dir, capsys):
+    runs = str(tmp_path)
+    # one optimiser step, then the time budget (0 minutes) pauses the run
+    argv = ["molecules", "release", "--preset", "tiny", "--runs-dir", runs, "--models", "qm9_mdlm", "-n", "4"]
+    assert main([*argv, "--max-minutes", "0"]) == 0
+    assert "paused at step 1" in capsys.readouterr().out
+    assert not (tmp_path / "qm9_mdlm" / "shipped").exists()
+
+    assert main([*argv, "--no-train", "--partial"]) == 0
+    card = (tmp_path / "qm9_mdlm" / "shipped" / "MODEL_CARD.md").read_text()
+    assert "1 steps (exported early: its schedule runs to 10" in card
+
+    assert main([*argv[:-4], "--models", "qm9_ar", "--no-train"]) == 0
+    assert "no run in" in capsys.readouterr().out
 
 
 def test_molecules_command_writes_csv_and_sdf(tiny_release, tmp_path, capsys):

@@ -37,6 +37,12 @@ def share(domain, tokens) -> float:
     return float((domain.chains.classify(tokens) == LABEL).double().mean())
 
 
+# the baselines need their own models and classifiers (an autoregressive model, prefix and hidden-state
+# classifiers): minutes of training, so they run with -m slow; D-CBG shares the default run's models
+SLOW = pytest.mark.slow
+
+
+@SLOW
 def test_autoregressive_model_reproduces_the_chain_statistics_and_cfg_moves_labels(toy_domain, toy_models):
     model = toy_models("autoregressive")
     tokens = draw(model)
@@ -72,6 +78,7 @@ def nos(models, classifiers, name, scale, steps):
     )
 
 
+@SLOW
 def test_fudge_and_pplm_with_scale_zero_equal_the_plain_autoregressive_sampler(toy_models, toy_classifiers):
     model = toy_models("autoregressive")
     plain = draw(model, seed=3)
@@ -79,12 +86,14 @@ def test_fudge_and_pplm_with_scale_zero_equal_the_plain_autoregressive_sampler(t
     assert torch.equal(draw(model, pplm(toy_models, toy_classifiers, 0.0), seed=3), plain)
 
 
+@SLOW
 @pytest.mark.parametrize("name", ["masked", "uniform"])
 def test_nos_with_zero_steps_equals_unguided(toy_models, toy_classifiers, name):
     model = toy_models(name)
     assert torch.equal(draw(model, nos(toy_models, toy_classifiers, name, 3.0, steps=0), seed=4), draw(model, seed=4))
 
 
+@SLOW
 @pytest.mark.parametrize("method", ["fudge", "pplm"])
 def test_autoregressive_baselines_move_the_label(toy_domain, toy_models, toy_classifiers, method):
     model = toy_models("autoregressive")
@@ -103,8 +112,8 @@ NOS_UNIFORM = pytest.mark.xfail(
 @pytest.mark.parametrize(
     ("name", "method"),
     [
-        ("masked", "nos"),
-        pytest.param("uniform", "nos", marks=NOS_UNIFORM),
+        pytest.param("masked", "nos", marks=SLOW),
+        pytest.param("uniform", "nos", marks=[NOS_UNIFORM, SLOW]),
         ("masked", "cbg-exact"),
         ("uniform", "cbg-exact"),
         ("masked", "cbg-first-order"),

@@ -8,6 +8,8 @@ import pytest
 from domains.molecules.benchmark import METHODS
 from guided_diffusion.cli.main import main
 
+pytestmark = pytest.mark.slow  # trains five tiny models and classifiers, then runs every method: minutes
+
 TINY = [
     "network=tiny",
     "domain.max_train=256",

@@ -40,6 +40,7 @@ def test_tiny_release_trains_exports_evaluates_and_documents(tiny_release):
     assert "Validation RMSE" in regressor_card and "| qed |" in regressor_card
 
 
+@pytest.mark.slow
 def test_a_paused_run_is_exported_only_when_asked_and_its_card_says_so(tmp_path, data_dir, capsys):
     runs = str(tmp_path)
     # one optimiser step, then the time budget (0 minutes) pauses the run

@@ -1,0 +1,39 @@
+"""The shipped checkpoints: each loads, is small, has a model card, and the main command runs on the default."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from domains.molecules.generate import CHECKPOINTS
+from domains.molecules.release import CLASSIFIERS, MODELS
+from guided_diffusion.cli.main import main
+from guided_diffusion.pipeline import load_model
+
+SHIPPED = sorted(p for p in CHECKPOINTS.glob("*") if (p / "model.json").is_file())
+
+
+def test_the_default_model_is_shipped():
+    assert (CHECKPOINTS / "moses_udlm" / "model.json").is_file()
+
+
+@pytest.mark.parametrize("folder", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_each_shipped_checkpoint_is_small_documented_and_named_in_the_release_recipe(folder):
+    assert folder.name in MODELS or folder.name in CLASSIFIERS
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    limit = 8 if folder.name in MODELS else 4
+    assert size <= limit * 2**20, f"{folder.name} is {size / 2**20:.1f} MiB (limit {limit} MiB)"
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "**Command**" in card and "guide-gen molecules release" in card
+    assert not list(folder.glob("*.pt")) and not list(folder.glob("*.pkl")), "weights must be safetensors"
+
+
+def test_the_main_command_runs_on_the_shipped_default(tmp_path, capsys):
+    model = load_model(CHECKPOINTS / "moses_udlm")
+    assert model.domain.dataset == "moses" and "qed" in model.domain.property_names
+    out = tmp_path / "s.csv"
+    assert main(["molecules", "--target", "qed=0.9", "-n", "16", "--steps", "8", "--out", str(out)]) == 0
+    table = pd.read_csv(out, keep_default_na=False)
+    assert len(table) == 16 and list(table.columns[:2]) == ["smiles", "valid"] and "qed" in table.columns
+    text = capsys.readouterr().out
+    assert "validity" in text and "qed=0.9" in text

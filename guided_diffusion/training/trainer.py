@@ -6,11 +6,7 @@ from __future__ import annotations
 import json
 import math
 import platform
-import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +34,7 @@ from guided_diffusion.training.precision import (
     choose_precision,
     transformer_flops_per_token,
 )
+from guided_diffusion.training.stopping import stop_requests
 
 
 @dataclass
@@ -222,7 +219,7 @@ def train(
         )
 
     model.train()
-    with _stop_requests() as stop_requested:
+    with stop_requests() as stop_requested:
         return _loop(
             trained,
             model,
@@ -246,29 +243,6 @@ def train(
             log,
             stop_requested,
         )
-
-
-@contextmanager
-def _stop_requests() -> Iterator[list[int]]:
-    """While training, SIGTERM and SIGINT ask for a checkpoint and a clean stop instead of killing the run.
-
-    Yields a list that receives the signal numbers (empty until one arrives). Only the main thread can
-    install handlers; elsewhere the list stays empty and the signals keep their default action.
-    """
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        received.append(signum)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _loop(

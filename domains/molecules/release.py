@@ -83,11 +83,19 @@ def _train(command: list[str], run_dir: Path) -> tuple[bool, int]:
 
 def _progress(run_dir: Path) -> tuple[bool, int]:
     """Whether the run in ``run_dir`` reached max_steps, and its checkpoint's step."""
-    if not (run_dir / "checkpoint").exists():
-        raise UsageError(f"no checkpoint in {run_dir}; train it first (drop --no-train)")
     state = read_json(run_dir / "checkpoint", "trainer")
     meta = read_json(run_dir / "checkpoint", "model")
     return int(state["step"]) >= int(meta["training"]["trainer"]["max_steps"]), int(state["step"])
+
+
+def _not_ready(command: list[str], run_dir: Path, *, train: bool, partial: bool) -> str | None:
+    """Train the run (unless ``train`` is False); return why it is not to be exported, or None if it is."""
+    if not train and not (run_dir / "checkpoint").exists():
+        return f"no run in {run_dir} yet"
+    done, step = _train(command, run_dir) if train else _progress(run_dir)
+    if not done and not partial:
+        return f"paused at step {step} (run the same command again to continue)"
+    return None
 
 
 def _ship(folder: Path, name: str) -> Path:
@@ -128,13 +136,10 @@ def release(
     exported: dict[str, Path] = {}
     for name in [m for m in names if m in MODELS]:
         run_dir = runs_dir / MODELS[name]
-        if not train and not (run_dir / "checkpoint").exists():
-            status[name] = f"no run in {run_dir} yet"
-            continue
         command = ["train", f"experiment={MODELS[name]}", f"run_dir={run_dir}", "resume=true", *PRESETS[preset]]
-        done, step = _train([*command, *extra, *limit], run_dir) if train else _progress(run_dir)
-        if not done and not partial:
-            status[name] = f"paused at step {step} (run the same command again to continue)"
+        reason = _not_ready([*command, *extra, *limit], run_dir, train=train, partial=partial)
+        if reason:
+            status[name] = reason
             continue
         exported[name] = export_model(run_dir / "checkpoint", run_dir / "shipped")
         if ship:
@@ -147,9 +152,6 @@ def release(
             status[name] = f"skipped: its denoiser {base} is not trained yet"
             continue
         run_dir = runs_dir / name
-        if not train and not (run_dir / "checkpoint").exists():
-            status[name] = f"no run in {run_dir} yet"
-            continue
         trainer = [o for o in PRESETS[preset] if o.startswith("trainer.")]
         command = [
             "train-classifier",
@@ -158,9 +160,9 @@ def release(
             f"run_dir={run_dir}",
             "resume=true",
         ]
-        done, step = _train([*command, *trainer, *extra, *limit], run_dir) if train else _progress(run_dir)
-        if not done and not partial:
-            status[name] = f"paused at step {step} (run the same command again to continue)"
+        reason = _not_ready([*command, *trainer, *extra, *limit], run_dir, train=train, partial=partial)
+        if reason:
+            status[name] = reason
             continue
         folder = export_model(run_dir / "checkpoint", run_dir / "shipped")
         atomic_write_text(

@@ -9,7 +9,7 @@ import math
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -143,11 +143,18 @@ def run_one(
 
 
 def run_benchmark(
-    settings: BenchSettings, *, checkpoints: Path = CHECKPOINTS, progress: Callable[[str], None] = print
+    settings: BenchSettings,
+    *,
+    checkpoints: Path = CHECKPOINTS,
+    progress: Callable[[str], None] = print,
+    done: pd.DataFrame | None = None,
+    on_row: Callable[[pd.DataFrame], None] | None = None,
 ) -> pd.DataFrame:
-    """Every method x target x scale x seed; one row each."""
+    """Every method x target x scale x seed; one row each. Rows already in ``done`` (same target, method,
+    scale, seed and samples) are kept, not rerun; ``on_row`` sees the whole table after every new row."""
     models: dict[str, LoadedModel] = {}
-    rows = []
+    rows = [] if done is None else [BenchRow(**r) for r in done.to_dict("records")]
+    finished = {(r.target, r.method, float(r.scale), int(r.seed), int(r.samples)) for r in rows}
     needed = {name for name, _, _ in METHODS.values()} | {f"{n}_{s}" for n, _, s in METHODS.values() if s}
     missing = [name for name in sorted(needed) if not (checkpoints / name / "model.json").is_file()]
     if missing:
@@ -160,6 +167,13 @@ def run_benchmark(
             model = models.setdefault(name, load_model(checkpoints / name))
             target = resolve_target(spec, model)
             for scale in settings.scales:
+                seeds = [
+                    seed
+                    for seed in settings.seeds
+                    if (str(target), method, float(scale), seed, settings.samples) not in finished
+                ]
+                if not seeds:
+                    continue
                 guidance = _guidance(
                     kind,
                     model,
@@ -168,7 +182,7 @@ def run_benchmark(
                     None if suffix is None else checkpoints / f"{name}_{suffix}",
                     settings.top_k,
                 )
-                for seed in settings.seeds:
+                for seed in seeds:
                     valid, unique, novel, mean, hit, seconds = run_one(
                         model,
                         guidance,
@@ -197,7 +211,19 @@ def run_benchmark(
                         f"{target} | {method} | g={scale:g} | seed {seed}: {valid}/{unique}/{novel} "
                         f"valid/unique/novel, novel mean {mean:.3f}, {seconds:.1f} s"
                     )
-    return pd.DataFrame([asdict(r) for r in rows])
+                    if on_row is not None:
+                        on_row(_frame(rows))
+    return _frame(rows)
+
+
+def _frame(rows: list[BenchRow]) -> pd.DataFrame:
+    return pd.DataFrame([asdict(r) for r in rows], columns=[f.name for f in fields(BenchRow)])
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
@@ -258,6 +284,39 @@ def plot(summary: pd.DataFrame, path: Path) -> None:
     tmp.replace(path)
 
 
+def _parse_scales(text: str) -> tuple[float, ...]:
+    from guided_diffusion.cli.errors import UsageError
+
+    try:
+        scales = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UsageError(f"--scales takes comma-separated numbers >= 0, got {text!r}") from None
+    if not scales or any(not math.isfinite(g) or g < 0 for g in scales):
+        raise UsageError(f"--scales takes comma-separated numbers >= 0, got {text!r}")
+    return scales
+
+
+def _parse_target_specs(text: str) -> tuple[str, ...]:
+    from domains.molecules.targets import parse_target
+    from guided_diffusion.cli.errors import UsageError
+
+    specs = tuple(v.strip() for v in text.split(",") if v.strip())
+    if not specs:
+        raise UsageError("--targets needs at least one of qed-class, rings-class or a value target such as qed=0.6")
+    for spec in specs:
+        if spec.endswith("-class"):
+            if spec not in ("qed-class", "rings-class"):
+                raise UsageError(f"unknown class target {spec!r}; allowed: qed-class, rings-class")
+            continue
+        try:
+            target = parse_target(spec)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        if target.name not in ("qed", "rings"):
+            raise UsageError(f"the QM9 models are conditioned on qed and rings only, got {spec!r}")
+    return specs
+
+
 def main(argv: list[str]) -> int:
     """``guide-gen bench molecules [--quick] [--out DIR]``."""
     from guided_diffusion.cli.errors import ArgumentParser, UsageError
@@ -268,9 +327,23 @@ def main(argv: list[str]) -> int:
     p.add_argument("--checkpoints", default=str(CHECKPOINTS), help="folder holding the QM9 models and classifiers")
     p.add_argument("--samples", type=int, default=None, help="override samples per run")
     p.add_argument("--seeds", type=int, default=None, help="override the number of seeds")
+    p.add_argument("--scales", default=None, help="override the guidance scales, comma-separated (e.g. 1,3,10)")
+    p.add_argument(
+        "--targets",
+        default=None,
+        help="override the targets, comma-separated: qed-class, rings-class (above the 90th percentile) or "
+        "value targets such as qed=0.6",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="keep the rows already in DIR/results.csv and run only the rest"
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = p.parse_args(argv)
     settings = QUICK if args.quick else BenchSettings()
+    if args.scales is not None:
+        settings = BenchSettings(**{**asdict(settings), "scales": _parse_scales(args.scales)})
+    if args.targets is not None:
+        settings = BenchSettings(**{**asdict(settings), "targets": _parse_target_specs(args.targets)})
     if args.samples is not None:
         if args.samples < 1:
             raise UsageError(f"--samples must be >= 1, got {args.samples}")
@@ -283,13 +356,15 @@ def main(argv: list[str]) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    csv = out / "results.csv"
+    done = pd.read_csv(csv) if args.resume and csv.is_file() else None
     try:
-        frame = run_benchmark(settings, checkpoints=Path(args.checkpoints))
+        frame = run_benchmark(
+            settings, checkpoints=Path(args.checkpoints), done=done, on_row=lambda f: _write_csv(f, csv)
+        )
     except ValueError as err:
         raise UsageError(" ".join(str(err).split())) from None
-    tmp = out / "results.csv.tmp"
-    frame.to_csv(tmp, index=False)
-    tmp.replace(out / "results.csv")
+    _write_csv(frame, csv)
     summary = summarize(frame)
     atomic_write_text(out / "results.md", to_markdown(summary, settings))
     plot(summary, out / "results.png")

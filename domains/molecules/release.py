@@ -167,16 +167,20 @@ def release(
         folder = export_model(run_dir / "checkpoint", run_dir / "shipped")
         atomic_write_text(
             folder / "MODEL_CARD.md",
-            classifier_card(name, folder, f"guide-gen molecules release --preset {preset} --models {name}"),
+            classifier_card(name, folder, _recipe(preset, name, extra)),
         )
         status[name] = f"done: {_ship(folder, name) if ship else folder}"
     for name, folder in exported.items():
         rows = evaluate_model(load_model(folder), runs_dir / MODELS[name] / "evaluation", n=n, fcd=preset != "tiny")
         table = format_table(rows, n=n, seed=0, steps=64)
-        recipe = f"guide-gen molecules release --preset {preset} --models {name}"
-        atomic_write_text(folder / "MODEL_CARD.md", model_card(name, folder, recipe, table, n=n))
+        atomic_write_text(folder / "MODEL_CARD.md", model_card(name, folder, _recipe(preset, name, extra), table, n=n))
         status[name] = f"done: {folder}"
     return status
+
+
+def _recipe(preset: str, name: str, extra: list[str]) -> str:
+    """The release command that trains ``name``, with any extra overrides it was given."""
+    return " ".join(["guide-gen molecules release", f"--preset {preset} --models {name}", *map(shlex.quote, extra)])
 
 
 def _steps(meta: dict) -> str:

@@ -12,7 +12,7 @@ from domains.toy import ToyDomain
 from guided_diffusion.pipeline import denoiser_config_for, load_model, train_denoiser
 from guided_diffusion.processes import AutoregressiveProcess, MaskedProcess, UniformProcess
 from guided_diffusion.schedules import LogLinearSchedule
-from guided_diffusion.training import TrainerConfig
+from tests.domains.toy_helpers import toy_trainer
 
 # the one-minute training budget (a loaded machine can raise it; the default is the specification)
 BUDGET_MINUTES = float(os.environ.get("GUIDE_GEN_TOY_BUDGET_MINUTES", "1.0"))
@@ -36,18 +36,7 @@ def toy_models(toy_domain, tmp_path_factory):
             network = denoiser_config_for(
                 toy_domain, process, dim=64, depth=2, heads=4, time_conditioning=process.time_conditioned_by_default
             )
-            trainer = TrainerConfig(
-                max_steps=800,
-                batch_size=128,
-                lr=2e-3,
-                warmup_steps=50,
-                ema_decay=0.99,
-                val_every=0,
-                ckpt_every=0,
-                log_every=400,
-                device="cpu",
-                max_minutes=BUDGET_MINUTES,
-            )
+            trainer = toy_trainer(800, 50, max_minutes=BUDGET_MINUTES)
             run = tmp_path_factory.mktemp(name)
             # the budget caps training (the specification: <= 60 s); the behaviour tests judge the result,
             # so a loaded machine that stops short of 800 steps fails only if the model is not good enough
@@ -72,17 +61,7 @@ def toy_classifiers(toy_domain, toy_models, tmp_path_factory):
             cfg = classifier_config_for(
                 toy_domain, model.process, head="categorical", dim=64, depth=2, heads=4, reads=reads
             )
-            trainer = TrainerConfig(
-                max_steps=400,
-                batch_size=128,
-                lr=2e-3,
-                warmup_steps=20,
-                ema_decay=0.99,
-                val_every=0,
-                ckpt_every=0,
-                log_every=400,
-                device="cpu",
-            )
+            trainer = toy_trainer(400, 20)
             run = tmp_path_factory.mktemp(f"{name}_{kind}")
             train_classifier(toy_domain, model.process, cfg, trainer, run, denoiser=model, log=False)
             _classifiers[key] = load_classifier(run / "checkpoint", denoiser=model)

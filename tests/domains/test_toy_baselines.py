@@ -12,25 +12,9 @@ from domains.toy.markov import bigram_tv_distance
 from guided_diffusion.conditioning import Condition
 from guided_diffusion.guidance import ClassifierFreeGuidance, ClassifierGuidance
 from guided_diffusion.guidance.hidden import HiddenStateGuidance
-from guided_diffusion.sampling import sample
+from tests.domains.toy_helpers import draw
 
-N = 512
 LABEL = 1
-
-
-def draw(model, guidance=None, *, seed=0):
-    steps = 16 if model.process.name == "autoregressive" else 32  # one step per position for AR
-    gen = torch.Generator().manual_seed(seed)
-    return sample(
-        model.process,
-        model.denoiser,
-        num_samples=N,
-        length=16,
-        steps=steps,
-        guidance=guidance,
-        generator=gen,
-        posterior_dtype=torch.float64,
-    ).tokens
 
 
 def share(domain, tokens) -> float:

@@ -16,28 +16,14 @@ from guided_diffusion.conditioning import Condition
 from guided_diffusion.guidance import ClassifierFreeGuidance, NoGuidance
 from guided_diffusion.networks import Denoiser
 from guided_diffusion.sampling import sample
+from tests.domains.toy_helpers import N, draw
 
 THRESHOLD = 0.08
-N = 512
 
 
 @pytest.fixture(params=["masked", "uniform"])
 def trained(request, toy_domain, toy_models):
     return toy_domain, toy_models(request.param)
-
-
-def draw(model, guidance=None, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return sample(
-        model.process,
-        model.denoiser,
-        num_samples=N,
-        length=16,
-        steps=32,
-        guidance=guidance,
-        generator=gen,
-        posterior_dtype=torch.float64,
-    ).tokens
 
 
 def test_samples_reproduce_the_chain_statistics(trained):

@@ -8,7 +8,8 @@ import pytest
 from domains.molecules.benchmark import METHODS
 from guided_diffusion.cli.main import main
 
-pytestmark = pytest.mark.slow  # trains five tiny models and classifiers, then runs every method: minutes
+# the end-to-end tests train three tiny models and six classifiers, then run every method: minutes
+SLOW = pytest.mark.slow
 
 TINY = [
     "network=tiny",
@@ -46,6 +47,7 @@ def tiny_checkpoints(tmp_path_factory, data_dir):
     return ckpts
 
 
+@SLOW
 def test_quick_benchmark_writes_every_method(tiny_checkpoints, tmp_path, capsys):
     out = tmp_path / "bench"
     code = main(
@@ -65,3 +67,34 @@ def test_missing_models_are_named(tmp_path, capsys):
     assert main(["bench", "molecules", "--quick", "--checkpoints", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "missing checkpoints" in err and "qm9_ar" in err and len(err.strip().splitlines()) == 1
+
+
+@SLOW
+def test_resume_keeps_finished_rows_and_runs_the_rest(tiny_checkpoints, tmp_path):
+    out = tmp_path / "bench"
+    base = ["bench", "molecules", "--quick", "--samples", "4", "--out", str(out)]
+    base += ["--checkpoints", str(tiny_checkpoints)]
+    assert main([*base, "--scales", "1"]) == 0
+    first = pd.read_csv(out / "results.csv")
+    assert set(first["scale"]) == {1.0} and len(first) == len(METHODS)
+    assert main([*base, "--scales", "1,2", "--resume"]) == 0
+    both = pd.read_csv(out / "results.csv")
+    assert len(both) == 2 * len(METHODS)
+    kept = both[both["scale"] == 1.0].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, first)  # the same rows, wall times included: not rerun
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--scales", "1,x"], "--scales takes comma-separated numbers"),
+        (["--scales", "-1"], "--scales takes comma-separated numbers"),
+        (["--targets", "sa=2"], "conditioned on qed and rings only"),
+        (["--targets", "logp-class"], "allowed: qed-class, rings-class"),
+        (["--targets", "qed=1.5"], "qed"),
+    ],
+)
+def test_bad_sweep_options_are_usage_errors(option, message, tmp_path, capsys):
+    assert main(["bench", "molecules", "--quick", "--out", str(tmp_path), *option]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

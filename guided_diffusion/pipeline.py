@@ -172,9 +172,12 @@ def generate(
     """Sample ``num_samples`` sequences in batches of ``batch_size`` with one seeded generator.
 
     ``guidance`` is shared by all batches, so its conditions must have one row (broadcast to every sample).
+    An autoregressive model always takes one step per position, whatever ``steps`` says.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if model.process.causal:
+        steps = model.denoiser.config.seq_len
     device = next(model.denoiser.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     chunks, nfe, start = [], 0, time.perf_counter()

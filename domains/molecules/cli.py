@@ -30,7 +30,9 @@ def _generate_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="guide-gen molecules", description="Generate molecules toward property targets.")
     p.add_argument("--target", action="append", default=[], help=f"property target: {SYNTAX} (repeatable)")
     p.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
-    p.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL, help="uniform (udlm) or masked (mdlm) noise")
+    p.add_argument(
+        "--model", choices=MODELS, default=DEFAULT_MODEL, help="udlm (uniform), mdlm (masked), ar (autoregressive)"
+    )
     p.add_argument("--dataset", choices=DATASETS, default=DEFAULT_DATASET, help="training data of the model")
     p.add_argument("--checkpoint", default=None, help="use this checkpoint folder instead of a shipped model")
     p.add_argument(
@@ -131,9 +133,10 @@ def generate_main(argv: list[str]) -> int:
         fcd_reference=fcd_path(dataset) if args.fcd and fcd_path(dataset).is_file() else None,
     )
     guidance = describe_guidance(targets, args.method, args.guidance_scale, args.cbg_mode)
+    steps = model.denoiser.config.seq_len if model.process.causal else args.steps  # AR: one step per token
     print(
         f"{len(out.smiles)} samples from {path.name} ({model.domain.representation.upper()}, "
-        f"{model.process.name} noise), {guidance}, {args.steps} steps, seed {args.seed}: "
+        f"{model.process.name} noise), {guidance}, {steps} steps, seed {args.seed}: "
         f"{time.perf_counter() - start:.1f} s sampling and scoring"
         + (f", {out.rounds} rounds" if args.until_valid else "")
     )

@@ -27,7 +27,7 @@ from guided_diffusion.pipeline import LoadedModel, generate
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 DATASETS = ("moses", "qm9")
-MODELS = ("udlm", "mdlm")
+MODELS = ("udlm", "mdlm", "ar")
 
 Method = Literal["cfg", "cbg", "none"]
 

@@ -199,9 +199,11 @@ def model_card(name: str, folder: Path, command: str, table: str, *, n: int) -> 
     size = sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 2**20
     net = meta["network"]
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in meta.get("metrics", {}).items())
+    process = meta["process"]["name"]
+    what = "autoregressive (left-to-right) model" if process == "autoregressive" else f"{process} diffusion"
     return f"""# {name}
 
-{meta["process"]["name"]} diffusion over {domain["representation"].upper()} tokens of {domain["dataset"].upper()}
+{what} over {domain["representation"].upper()} tokens of {domain["dataset"].upper()}
 molecules (length {domain["seq_len"]}), conditioned on {", ".join(domain["properties"])} for classifier-free guidance.
 
 - **Command**: `{command}` (equivalently `guide-gen train experiment={MODELS[name]} resume=true`, repeated until

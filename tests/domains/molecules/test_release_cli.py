@@ -57,6 +57,17 @@ def test_a_paused_run_is_exported_only_when_asked_and_its_card_says_so(tmp_path,
     assert "no run in" in capsys.readouterr().out
 
 
+def test_the_autoregressive_baseline_releases_and_samples_one_token_per_step(tmp_path, data_dir, capsys):
+    argv = ["molecules", "release", "--preset", "tiny", "--runs-dir", str(tmp_path), "--models", "qm9_ar", "-n", "4"]
+    assert main(argv) == 0  # its evaluation asks for 64 steps; the model takes one per position
+    shipped = tmp_path / "qm9_ar" / "shipped"
+    assert "autoregressive (left-to-right) model over SMILES" in (shipped / "MODEL_CARD.md").read_text()
+    capsys.readouterr()
+    argv = ["molecules", "--checkpoint", str(shipped), "--target", "rings=1", "-n", "4", "--steps", "64", "--quiet"]
+    assert main(argv) == 0
+    assert "(SMILES, autoregressive noise), D-CFG, scale 2, 32 steps" in capsys.readouterr().out
+
+
 def test_molecules_command_writes_csv_and_sdf(tiny_release, tmp_path, capsys):
     ckpt = str(tiny_release / "shipped")
     out = tmp_path / "s.csv"

@@ -37,3 +37,14 @@ def test_the_main_command_runs_on_the_shipped_default(tmp_path, capsys):
     assert len(table) == 16 and list(table.columns[:2]) == ["smiles", "valid"] and "qed" in table.columns
     text = capsys.readouterr().out
     assert "validity" in text and "qed=0.9" in text
+
+
+def test_the_benchmark_runs_every_method_on_the_shipped_qm9_models(tmp_path, capsys):
+    from domains.molecules.benchmark import METHODS
+
+    out = tmp_path / "bench"
+    argv = ["bench", "molecules", "--quick", "--samples", "8", "--scales", "1", "--out", str(out)]
+    assert main(argv) == 0
+    frame = pd.read_csv(out / "results.csv")
+    assert set(frame["method"]) == set(METHODS) and (frame["samples"] == 8).all()
+    assert (frame["valid"] <= 8).all() and (frame["valid"] > 0).any()

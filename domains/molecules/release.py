@@ -284,6 +284,13 @@ def classifier_card(name: str, folder: Path, command: str) -> str:
         "",
         "## Validation RMSE (normalised units) by diffusion time",
         "",
+    ]
+    if not bins:
+        every = training["trainer"]["val_every"]
+        return "\n".join(
+            [*lines, f"Not validated yet: the run stopped before its first validation (every {every} steps).", ""]
+        )
+    lines += [
         "| output | " + " | ".join(f"t in [{b[1:].replace('-', ', ')})" for b in bins) + " |",
         "|---|" + "---|" * len(bins),
     ]

@@ -207,3 +207,17 @@ def test_the_readme_custom_guidance_example_runs(tiny_release, monkeypatch, caps
     assert code != block, "the example must load the shipped model"
     exec(compile(code, "README.md", "exec"), {})
     assert capsys.readouterr().out.startswith("[")
+
+
+def test_a_classifier_card_says_when_its_run_was_never_validated(tmp_path):
+    import json
+
+    from domains.molecules.generate import CHECKPOINTS
+    from domains.molecules.release import classifier_card
+
+    meta = json.loads((CHECKPOINTS / "qm9_udlm_regressor" / "model.json").read_text())
+    assert "| qed |" in classifier_card("r", CHECKPOINTS / "qm9_udlm_regressor", "guide-gen molecules release")
+    meta["metrics"] = {}
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    card = classifier_card("r", tmp_path, "guide-gen molecules release")
+    assert "Not validated yet" in card and "| qed |" not in card

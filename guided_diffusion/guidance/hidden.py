@@ -58,7 +58,10 @@ class HiddenStateGuidance(Guidance):
             return None
         process, xt = step.process, step.xt
         times = torch.full((xt.shape[0],), float(step.t), device=xt.device)
-        noise = process.is_noise(xt).unsqueeze(-1)  # [B, L, 1]: only these positions have a prediction
+        # the KL runs over every position: where the process carries xt (unmasked tokens, an AR prefix) the
+        # perturbed and reference distributions are the same point mass and contribute exactly 0; under uniform
+        # noise every position has a prediction. Without it the objective is guidance_scale * log p(y | .),
+        # which Adagrad's per-coordinate normalisation makes independent of guidance_scale.
         with torch.no_grad():
             h, c = self.denoiser.hidden_states(xt, times, None)
             reference = process.clean_log_probs(self.denoiser.head(h, c), xt)  # [B, L, S]
@@ -67,7 +70,7 @@ class HiddenStateGuidance(Guidance):
         with torch.enable_grad():
             for _ in range(self.steps):
                 log_x = process.clean_log_probs(self.denoiser.head(h + delta, c), xt)
-                kl = torch.where(noise, log_x.exp() * (log_x - reference), torch.zeros_like(log_x)).sum(dim=(1, 2))
+                kl = (log_x.exp() * (log_x - reference)).sum(dim=(1, 2))
                 objective = self.guidance_scale * self.log_likelihood(log_x.exp(), times) - self.kl_weight * kl
                 optimiser.zero_grad()
                 (-objective.sum()).backward()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import platform
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -24,8 +23,7 @@ from domains.molecules.reference import load_novelty
 from domains.molecules.targets import Target
 from guided_diffusion.guidance import ClassifierFreeGuidance, Guidance
 from guided_diffusion.guidance.hidden import HiddenStateGuidance
-from guided_diffusion.pipeline import LoadedModel, load_model
-from guided_diffusion.sampling import sample
+from guided_diffusion.pipeline import LoadedModel, generate, load_model
 from guided_diffusion.training.checkpoint import atomic_write_text
 
 # method -> (model, guidance kind, classifier checkpoint suffix or None)
@@ -115,25 +113,9 @@ def run_one(
     model: LoadedModel, guidance: Guidance, target: Target, *, samples: int, steps: int, seed: int, batch_size: int
 ) -> tuple[int, int, int, float, float, float]:
     """Sample, then count valid / unique / novel molecules and the novel molecules' property mean and hit rate."""
-    length = model.denoiser.config.seq_len
-    steps = length if model.process.causal else steps
-    gen = torch.Generator().manual_seed(seed)
-    start, tokens = time.perf_counter(), []
-    for first in range(0, samples, batch_size):
-        rows = min(batch_size, samples - first)
-        out = sample(
-            model.process,
-            model.denoiser,
-            num_samples=rows,
-            length=length,
-            steps=steps,
-            guidance=guidance,
-            generator=gen,
-            posterior_dtype=torch.float64,
-        )
-        tokens.append(out.tokens)
-    seconds = time.perf_counter() - start
-    canonical = [c for c in canonicalize(model.domain.tokenizer.decode(torch.cat(tokens))) if c]
+    out = generate(model, num_samples=samples, steps=steps, guidance=guidance, seed=seed, batch_size=batch_size)
+    seconds = out.seconds
+    canonical = [c for c in canonicalize(model.domain.tokenizer.decode(out.tokens)) if c]
     unique = list(dict.fromkeys(canonical))
     reference = load_novelty("qm9")
     novel = [s for s, seen in zip(unique, reference.contains(unique), strict=True) if not seen] if reference else unique

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from classifiers.network import NoisyClassifier
-from guided_diffusion.guidance.classifier import LogLikelihood
+from guided_diffusion.guidance.classifier import BoundedLogLikelihood, LogLikelihood
 
 
 def log_prob_between(mean: Tensor, std: Tensor, low: float, high: float) -> Tensor:
@@ -56,7 +56,8 @@ def gaussian_target(
             return log_prob_between(mean, std, value - half_width, value + half_width)
         return -0.5 * ((value - mean) / std) ** 2 - torch.log(std)
 
-    return log_likelihood
+    # a probability (threshold or window) is bounded by 1; the density of a bare value is not bounded
+    return log_likelihood if op == "=" and half_width <= 0 else BoundedLogLikelihood(log_likelihood, 0.0)
 
 
 def class_target(classifier: NoisyClassifier, label: int) -> LogLikelihood:
@@ -71,4 +72,4 @@ def class_target(classifier: NoisyClassifier, label: int) -> LogLikelihood:
         assert logits is not None
         return torch.log_softmax(logits, dim=-1)[:, label]
 
-    return log_likelihood
+    return BoundedLogLikelihood(log_likelihood, 0.0)

@@ -36,6 +36,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats (median is reported)")
     p.add_argument("--top-k", type=int, default=4, help="pruned exact D-CBG candidates per position")
     p.add_argument("--guidance-scale", type=float, default=2.0)
+    p.add_argument(
+        "--naive",
+        action="store_true",
+        help="also time exact D-CBG scoring every candidate (the same draws as the lazy exact rows; slow)",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = p.parse_args(argv)
     if args.threads:
@@ -56,6 +61,7 @@ def main(argv: list[str]) -> int:
         term.log_likelihood,
         guidance_scale=args.guidance_scale,
         top_k=args.top_k,
+        naive=args.naive,
     )
     length = model.denoiser.config.seq_len
     rows = measure(

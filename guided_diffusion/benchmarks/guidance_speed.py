@@ -1,6 +1,7 @@
 """Per-step sampling time of unguided, D-CFG, first-order D-CBG and exact D-CBG sampling, measured side by
 side in one run (interleaved repeats, median), with the classifier work of exact D-CBG compared to the naive
-method that scores all B * L * S one-token changes at every step."""
+method that scores all B * L * S one-token changes at every step. Exact D-CBG with a bounded log-likelihood
+draws lazily (see :mod:`guided_diffusion.guidance.classifier`): the same draws as scoring every candidate."""
 
 from __future__ import annotations
 
@@ -93,8 +94,16 @@ def standard_methods(
     *,
     guidance_scale: float,
     top_k: int | None,
+    naive: bool = False,
 ) -> dict[str, Callable[[], Guidance]]:
-    """Unguided, D-CFG, first-order D-CBG, exact D-CBG with top-k pruning and without."""
+    """Unguided, D-CFG, first-order D-CBG, exact D-CBG with top-k pruning and without (drawn lazily when the
+    log-likelihood has a bound), and with ``naive`` the exact method scoring every candidate (same draws)."""
+
+    def exact(k: int | None, lazy: bool = True) -> Callable[[], Guidance]:
+        return lambda: ClassifierGuidance(
+            log_likelihood, guidance_scale=guidance_scale, mode="exact", top_k=k, lazy=lazy
+        )
+
     methods: dict[str, Callable[[], Guidance]] = {
         "unguided": NoGuidance,
         "D-CFG": cfg,
@@ -103,10 +112,8 @@ def standard_methods(
         ),
     }
     if top_k is not None:
-        methods[f"D-CBG exact, top-{top_k}"] = lambda: ClassifierGuidance(
-            log_likelihood, guidance_scale=guidance_scale, mode="exact", top_k=top_k
-        )
-    methods["D-CBG exact, all candidates"] = lambda: ClassifierGuidance(
-        log_likelihood, guidance_scale=guidance_scale, mode="exact"
-    )
+        methods[f"D-CBG exact, top-{top_k}"] = exact(top_k)
+    methods["D-CBG exact, all candidates"] = exact(None)
+    if naive:
+        methods["D-CBG exact, every candidate scored"] = exact(None, lazy=False)
     return methods

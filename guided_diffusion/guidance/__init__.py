@@ -2,11 +2,12 @@
 
 from guided_diffusion.guidance.base import Guidance, GuidanceStep, NoGuidance, apply_log_weights
 from guided_diffusion.guidance.cfg import ClassifierFreeGuidance
-from guided_diffusion.guidance.classifier import CBGMode, ClassifierGuidance, LogLikelihood
+from guided_diffusion.guidance.classifier import BoundedLogLikelihood, CBGMode, ClassifierGuidance, LogLikelihood
 from guided_diffusion.guidance.composite import ComposedGuidance
 from guided_diffusion.guidance.custom import custom_guidance
 
 __all__ = [
+    "BoundedLogLikelihood",
     "CBGMode",
     "ClassifierFreeGuidance",
     "ClassifierGuidance",

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from guided_diffusion.conditioning import Condition
+from guided_diffusion.gumbel import categorical
 from guided_diffusion.processes.base import LOG_FLOOR, DiffusionProcess
 
 if TYPE_CHECKING:
@@ -119,6 +120,17 @@ class Guidance(ABC):
         step.prefetch([self.base_condition, *self.conditions()])
         base = step.reverse_log_probs(self.base_condition)
         return apply_log_weights(base, self.log_weights(step, base))
+
+    def draw(self, step: GuidanceStep, *, argmax: bool = False) -> Tensor:
+        """The next tokens ``[B, L]``: a draw from the guided transition (its most likely tokens with
+        ``argmax``). Terms that can draw without every candidate's weight override this; the draw must equal
+        the Gumbel-max draw from ``self(step)`` with the same generator."""
+        return draw_from(self(step), step, argmax=argmax)
+
+
+def draw_from(log_probs: Tensor, step: GuidanceStep, *, argmax: bool = False) -> Tensor:
+    """The Gumbel-max draw (or the argmax) of ``log_probs`` ``[B, L, S]`` with the step's generator."""
+    return log_probs.argmax(dim=-1) if argmax else categorical(log_probs, step.generator)
 
 
 class NoGuidance(Guidance):

@@ -1,6 +1,13 @@
 """Discrete classifier-based guidance, D-CBG (Schiff et al. 2025, Sec. 3.2; Nisonoff et al. 2025):
 p_gamma(xs^l = v | xt, y) proportional to p(xs^l = v | xt) p(y | xt with position l set to v)^gamma,
-evaluated exactly over one-token changes or to first order from one gradient."""
+evaluated exactly over one-token changes or to first order from one gradient.
+
+Exact guidance can draw its tokens lazily when the log-likelihood has a known upper bound (0 for any
+log-probability): the Gumbel-max draw of each position is ``argmax_v log p(v | xt) + gamma log p(y | xt^(l->v))
++ G_v``, and a candidate whose bound ``log p(v | xt) + gamma * bound + G_v`` is already below the best score
+found cannot win, so it is never scored. Candidates are scored in order of their bounds, so the draw is the
+one that scoring every candidate gives, for the same generator, at a fraction of the classifier calls.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +19,23 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from guided_diffusion.guidance.base import Guidance, GuidanceStep
+from guided_diffusion.gumbel import gumbel_noise
 from guided_diffusion.processes.base import LOG_FLOOR
 
 # log p(y | x, t): x is [B, L] token ids (or [B, L, S] one-hot / soft for first-order guidance), t is [B]
 LogLikelihood = Callable[[Tensor, Tensor], Tensor]
+
+
+class BoundedLogLikelihood:
+    """A log-likelihood with a known upper bound (0 for a log-probability); exact D-CBG uses the bound to
+    draw lazily. Calls pass through to ``fn``."""
+
+    def __init__(self, fn: LogLikelihood, upper_bound: float) -> None:
+        self.fn = fn
+        self.upper_bound = float(upper_bound)
+
+    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+        return self.fn(x, t)
 
 
 class CBGMode(StrEnum):
@@ -36,6 +56,10 @@ class ClassifierGuidance(Guidance):
         top_k: exact mode only: per position, score only the ``top_k`` most likely changes under the
             denoiser (the others are excluded, as in top-k sampling); None scores every candidate.
         max_rows: exact mode: candidate sequences per classifier call (memory bound).
+        upper_bound: an upper bound on ``log_likelihood`` (0 for a log-probability); default: the bound of a
+            :class:`BoundedLogLikelihood`, else none. With a bound, exact mode draws tokens lazily (see the
+            module docstring).
+        lazy: exact mode with an ``upper_bound``: draw lazily (False scores every candidate, same draws).
     """
 
     def __init__(
@@ -46,6 +70,8 @@ class ClassifierGuidance(Guidance):
         mode: CBGMode | str = CBGMode.EXACT,
         top_k: int | None = None,
         max_rows: int = 4096,
+        upper_bound: float | None = None,
+        lazy: bool = True,
     ) -> None:
         if guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
@@ -58,6 +84,10 @@ class ClassifierGuidance(Guidance):
         self.mode = CBGMode(mode)
         self.top_k = top_k
         self.max_rows = max_rows
+        if upper_bound is None and isinstance(log_likelihood, BoundedLogLikelihood):
+            upper_bound = log_likelihood.upper_bound
+        self.upper_bound = upper_bound
+        self.lazy = lazy
         self.classifier_calls = 0  # sequences scored, for cost reporting
 
     def log_weights(self, step: GuidanceStep, base: Tensor) -> Tensor | None:
@@ -86,28 +116,93 @@ class ClassifierGuidance(Guidance):
         scores = current.detach().reshape(-1, 1, 1) + grad - at_current
         return scores.to(base.dtype)
 
-    @torch.no_grad()
-    def _exact(self, step: GuidanceStep, base: Tensor) -> Tensor:
-        xt = step.xt
-        batch, length, states = base.shape
-        times = self._times(step)
-        current = self.log_likelihood(xt, times).to(base.dtype)  # [B]
-        self.classifier_calls += batch
-        # candidates: states the unguided step can reach, other than the current token
-        allowed = base > 0.5 * LOG_FLOOR  # [B, L, S]
+    def _candidates(self, base: Tensor, xt: Tensor) -> Tensor:
+        """``[B, L, S]`` bool: the one-token changes to score, i.e. the states the unguided step can reach other
+        than the current token, pruned to the ``top_k`` most likely under the denoiser."""
+        allowed = base > 0.5 * LOG_FLOOR
         allowed.scatter_(-1, xt.unsqueeze(-1), False)
-        if self.top_k is not None and self.top_k < states - 1:
+        if self.top_k is not None and self.top_k < base.shape[-1] - 1:
             ranked = torch.where(allowed, base, torch.full_like(base, float("-inf")))
             keep = torch.zeros_like(allowed)
             keep.scatter_(-1, ranked.topk(self.top_k, dim=-1).indices, True)
             allowed &= keep
-        scores = torch.full_like(base, float("-inf"))
-        scores.scatter_(-1, xt.unsqueeze(-1), current.reshape(-1, 1, 1).expand(-1, length, 1))
-        rows, pos, val = allowed.nonzero(as_tuple=True)  # one candidate per triple
+        return allowed
+
+    def _score(self, xt: Tensor, times: Tensor, rows: Tensor, pos: Tensor, val: Tensor) -> Tensor:
+        """log p(y | xt[rows] with position ``pos`` set to ``val``), one per triple, in chunks of max_rows."""
+        out = []
         for start in range(0, rows.numel(), self.max_rows):
             r, p, v = (idx[start : start + self.max_rows] for idx in (rows, pos, val))
             candidates = xt[r].clone()  # [C, L]
             candidates[torch.arange(r.numel(), device=xt.device), p] = v
-            scores[r, p, v] = self.log_likelihood(candidates, times[r]).to(base.dtype)
+            out.append(self.log_likelihood(candidates, times[r]))
             self.classifier_calls += r.numel()
+        return torch.cat(out) if out else torch.zeros(0, device=xt.device)
+
+    @torch.no_grad()
+    def _exact(self, step: GuidanceStep, base: Tensor) -> Tensor:
+        xt = step.xt
+        length = xt.shape[1]
+        times = self._times(step)
+        current = self.log_likelihood(xt, times).to(base.dtype)  # [B]
+        self.classifier_calls += xt.shape[0]
+        scores = torch.full_like(base, float("-inf"))
+        scores.scatter_(-1, xt.unsqueeze(-1), current.reshape(-1, 1, 1).expand(-1, length, 1))
+        rows, pos, val = self._candidates(base, xt).nonzero(as_tuple=True)  # one candidate per triple
+        scores[rows, pos, val] = self._score(xt, times, rows, pos, val).to(base.dtype)
         return scores
+
+    def draws_lazily(self, argmax: bool) -> bool:
+        """Whether :meth:`draw` skips candidates that cannot win (exact mode, a known bound, a random draw)."""
+        return (
+            self.lazy
+            and self.mode is CBGMode.EXACT
+            and self.upper_bound is not None
+            and self.guidance_scale > 0
+            and not argmax
+        )
+
+    def draw(self, step: GuidanceStep, *, argmax: bool = False) -> Tensor:
+        if not self.draws_lazily(argmax):
+            return super().draw(step, argmax=argmax)
+        step.prefetch([self.base_condition, *self.conditions()])
+        return self.draw_exact(step, step.reverse_log_probs(self.base_condition))
+
+    @torch.no_grad()
+    def draw_exact(self, step: GuidanceStep, base: Tensor, extra: Tensor | None = None) -> Tensor:
+        """The Gumbel-max draw from ``base`` guided by this term (plus other terms' log-weights ``extra``),
+        scoring a candidate only while its upper bound can still beat the best score found at its position.
+
+        Uses the generator exactly as the sampler's draw from the fully scored transition does, so both give
+        the same tokens.
+        """
+        if self.upper_bound is None:
+            raise ValueError("a lazy exact draw needs the log-likelihood's upper_bound")
+        xt = step.xt
+        times = self._times(step)
+        g = self.guidance_scale
+        support = base > 0.5 * LOG_FLOOR
+        logits = base if extra is None else base + extra
+        logits = torch.where(support, logits, torch.full_like(logits, float("-inf")))
+        perturbed = logits + gumbel_noise(base, step.generator)  # [B, L, S]
+        current = self.log_likelihood(xt, times).to(base.dtype)  # [B]
+        self.classifier_calls += xt.shape[0]
+        # staying keeps the current log-likelihood: its weight relative to the current sequence is 0
+        best = perturbed.gather(-1, xt.unsqueeze(-1)).squeeze(-1)  # [B, L]
+        winner = xt.clone()
+        slack = g * (self.upper_bound - current)  # [B]
+        allowed = self._candidates(base, xt)
+        bounds = torch.where(allowed, perturbed + slack.reshape(-1, 1, 1), torch.full_like(perturbed, float("-inf")))
+        bounds, order = bounds.sort(dim=-1, descending=True)
+        for rank in range(bounds.shape[-1]):  # the rank-th best bound of every position still open
+            open_ = bounds[..., rank] > best
+            if not bool(open_.any()):
+                break
+            rows, pos = open_.nonzero(as_tuple=True)
+            val = order[rows, pos, rank]
+            score = self._score(xt, times, rows, pos, val).to(base.dtype)
+            z = perturbed[rows, pos, val] + g * (score - current[rows])
+            better = z > best[rows, pos]
+            best[rows[better], pos[better]] = z[better]
+            winner[rows[better], pos[better]] = val[better]
+        return winner

@@ -7,6 +7,7 @@ from torch import Tensor
 
 from guided_diffusion.conditioning import Condition
 from guided_diffusion.guidance.base import Guidance, GuidanceStep
+from guided_diffusion.guidance.classifier import ClassifierGuidance
 
 
 class ComposedGuidance(Guidance):
@@ -35,3 +36,19 @@ class ComposedGuidance(Guidance):
             if weights is not None:
                 total = weights if total is None else total + weights
         return total
+
+    def draw(self, step: GuidanceStep, *, argmax: bool = False) -> Tensor:
+        """With one lazily drawing exact D-CBG term, the other terms' log-weights are computed in full and that
+        term draws from them (same tokens as scoring every candidate); otherwise the full guided draw."""
+        lazy = [t for t in self.terms if isinstance(t, ClassifierGuidance) and t.draws_lazily(argmax)]
+        if len(lazy) != 1:
+            return super().draw(step, argmax=argmax)
+        step.prefetch([self.base_condition, *self.conditions()])
+        base = step.reverse_log_probs(self.base_condition)
+        extra: Tensor | None = None
+        for term in self.terms:
+            if term is not lazy[0]:
+                weights = term.log_weights(step, base)
+                if weights is not None:
+                    extra = weights if extra is None else extra + weights
+        return lazy[0].draw_exact(step, base, extra)

@@ -21,6 +21,7 @@ def custom_guidance(
     top_k: int | None = None,
     max_rows: int = 4096,
     takes_time: bool = False,
+    upper_bound: float | None = None,
 ) -> ClassifierGuidance:
     """A guidance term from a user scorer.
 
@@ -33,6 +34,8 @@ def custom_guidance(
         top_k: exact mode: score only the top-k candidate tokens per position.
         max_rows: exact mode: sequences per scorer call.
         takes_time: the scorer also takes the diffusion time ``t`` ``[B]``.
+        upper_bound: a bound on the scorer's values (0 for log-probabilities), if known: exact mode then
+            draws lazily, scoring only candidates that can still win (same samples, fewer scorer calls).
 
     Raises:
         ValueError: when first-order guidance is asked of a plain function.
@@ -49,5 +52,10 @@ def custom_guidance(
         return out
 
     return ClassifierGuidance(
-        log_likelihood, guidance_scale=guidance_scale, mode=chosen, top_k=top_k, max_rows=max_rows
+        log_likelihood,
+        guidance_scale=guidance_scale,
+        mode=chosen,
+        top_k=top_k,
+        max_rows=max_rows,
+        upper_bound=upper_bound,
     )

@@ -4,6 +4,7 @@ guidance."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -11,7 +12,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from guided_diffusion.guidance.base import Guidance, GuidanceStep, NoGuidance
+from guided_diffusion.guidance.base import Guidance, GuidanceStep, NoGuidance, draw_from
 from guided_diffusion.processes.base import DiffusionProcess
 from guided_diffusion.sampling.cache import DenoiserCache
 
@@ -33,19 +34,6 @@ class SampleResult:
     steps: int
 
 
-def categorical(log_probs: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Draw from ``Cat(softmax(log_probs))`` over the last axis with the Gumbel-max trick.
-
-    The Gumbel noise has the dtype of ``log_probs``: float64 avoids the low-precision truncation that
-    lowers sample diversity (a known pitfall of float32 Gumbel sampling).
-    """
-    u = torch.rand(log_probs.shape, generator=generator, device=log_probs.device, dtype=log_probs.dtype)
-    tiny = torch.finfo(log_probs.dtype).tiny
-    exponential = (-torch.log(u.clamp_min(tiny))).clamp_min(tiny)  # Exp(1) draws, never exactly 0
-    gumbel = -torch.log(exponential)
-    return (log_probs + gumbel).argmax(dim=-1)
-
-
 def sample(
     process: DiffusionProcess,
     denoiser: nn.Module,
@@ -53,7 +41,7 @@ def sample(
     num_samples: int,
     length: int,
     steps: int = 128,
-    guidance: Guidance | None = None,
+    guidance: Guidance | Callable[[GuidanceStep], Tensor] | None = None,
     generator: torch.Generator | None = None,
     fixed_mask: Tensor | None = None,
     fixed_tokens: Tensor | None = None,
@@ -75,7 +63,8 @@ def sample(
         num_samples: B.
         length: L.
         steps: number of reverse steps T (>= 1).
-        guidance: a :class:`Guidance` (default: unguided, unconditional).
+        guidance: a :class:`Guidance`, or any callable from a :class:`GuidanceStep` to guided log-probabilities
+            ``[B, L, S]`` (default: unguided, unconditional).
         generator: explicit random generator (seeded by the caller for reproducibility).
         fixed_mask: ``[B, L]`` bool, positions held fixed (infilling); re-imposed after every step.
         fixed_tokens: ``[B, L]`` the tokens at fixed positions.
@@ -123,9 +112,12 @@ def sample(
     try:
         for i in tqdm(range(steps, 0, -1), disable=not progress, desc="sampling", leave=False):
             t, s = i / steps, (i - 1) / steps
-            log_probs = guidance(GuidanceStep(process, cache, xt, t, s, generator=generator))  # [B, L, S]
             last = i == 1 and final_step == "argmax"
-            xt = log_probs.argmax(dim=-1) if last else categorical(log_probs, generator)
+            step = GuidanceStep(process, cache, xt, t, s, generator=generator)
+            if isinstance(guidance, Guidance):
+                xt = guidance.draw(step, argmax=last)
+            else:  # any callable step -> guided log-probabilities [B, L, S]
+                xt = draw_from(guidance(step), step, argmax=last)
             if fixed_mask is not None:
                 xt = torch.where(fixed_mask, fixed_tokens, xt)  # type: ignore[arg-type]
     finally:

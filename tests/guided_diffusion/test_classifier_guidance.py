@@ -77,6 +77,53 @@ def test_exact_guidance_matches_brute_force(cls):
             torch.testing.assert_close(out[b, pos], weights / weights.sum(), atol=1e-9, rtol=1e-7)
 
 
+class LogSigmoidScorer(LinearScorer):
+    """log sigmoid of a linear score: a log-probability, so bounded above by 0."""
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return F.logsigmoid(super().forward(x, t))
+
+
+@pytest.mark.parametrize("cls", PROCESSES)
+@pytest.mark.parametrize("top_k", [None, 2])
+@pytest.mark.parametrize("with_cfg", [False, True])
+def test_lazy_exact_draws_equal_scoring_every_candidate_with_fewer_calls(cls, top_k, with_cfg):
+    process, denoiser, _, _ = setup(cls)
+    scorer = LogSigmoidScorer(5, process.num_states, seed=2)
+
+    def run(lazy: bool):
+        cbg = ClassifierGuidance(scorer, guidance_scale=2.0, top_k=top_k, upper_bound=0.0, lazy=lazy, max_rows=13)
+        cfg = ClassifierFreeGuidance(Condition(labels=torch.tensor([1])), guidance_scale=1.5)
+        guidance = ComposedGuidance(cfg, cbg) if with_cfg else cbg
+        out = sample(
+            process,
+            denoiser,
+            num_samples=40,
+            length=5,
+            steps=6,
+            guidance=guidance,
+            generator=torch.Generator().manual_seed(4),
+            posterior_dtype=torch.float64,
+        )
+        return out.tokens, cbg.classifier_calls
+
+    full_tokens, full_calls = run(lazy=False)
+    lazy_tokens, lazy_calls = run(lazy=True)
+    assert torch.equal(lazy_tokens, full_tokens)
+    assert lazy_calls < 0.8 * full_calls, (lazy_calls, full_calls)
+
+
+def test_lazy_draws_need_a_bound_and_a_random_draw():
+    scorer = LogSigmoidScorer(5, 6)
+    assert not ClassifierGuidance(scorer, guidance_scale=2.0).draws_lazily(argmax=False)
+    bounded = ClassifierGuidance(scorer, guidance_scale=2.0, upper_bound=0.0)
+    assert bounded.draws_lazily(argmax=False)
+    assert not bounded.draws_lazily(argmax=True)
+    assert not ClassifierGuidance(scorer, guidance_scale=2.0, upper_bound=0.0, mode="first-order").draws_lazily(
+        argmax=False
+    )
+
+
 def test_masked_guidance_keeps_unmasked_tokens_and_scores_staying_masked_with_xt():
     process, _, step, _ = setup(MaskedProcess)
     scorer = QuadraticScorer(5, process.num_states)
@@ -157,3 +204,27 @@ def test_fixed_positions_never_change_under_classifier_guidance(cls):
     )
     assert bool((out.tokens[:, 1] == 3).all())
     assert float((out.tokens[:, [0, 2, 3, 4]] == 3).double().mean()) < 0.05, "guidance avoids token 3 elsewhere"
+
+
+def test_probability_targets_carry_the_bound_zero_and_a_bare_density_none():
+    from classifiers.network import ClassifierConfig, NoisyClassifier
+    from classifiers.scoring import class_target, gaussian_target
+
+    def net(head):
+        torch.manual_seed(0)
+        return NoisyClassifier(ClassifierConfig(6, 5, 2, head=head, dim=16, depth=1, heads=2)).eval()
+
+    regressor, classifier = net("gaussian"), net("categorical")
+    x, t = torch.randint(0, 6, (64, 5), generator=torch.Generator().manual_seed(1)), torch.rand(64)
+    bounded = [
+        gaussian_target(regressor, 0, ">=", -0.5),
+        gaussian_target(regressor, 1, "<=", 0.2),
+        gaussian_target(regressor, 0, "=", 0.0, half_width=0.3),
+        class_target(classifier, 1),
+    ]
+    for fn in bounded:
+        assert ClassifierGuidance(fn).upper_bound == 0.0
+        with torch.no_grad():
+            assert bool((fn(x, t) <= 0).all())
+    assert ClassifierGuidance(gaussian_target(regressor, 0, "=", 0.0)).upper_bound is None
+    assert ClassifierGuidance(class_target(classifier, 1), upper_bound=-1.0).upper_bound == -1.0

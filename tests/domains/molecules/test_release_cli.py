@@ -188,11 +188,13 @@ def test_guidance_speed_benchmark_prints_all_methods(tiny_release, tiny_regresso
             "1",
             "--top-k",
             "2",
+            "--naive",
         ]
     )
     assert code == 0
     out = capsys.readouterr().out
-    for name in ("unguided", "D-CFG", "D-CBG first-order", "D-CBG exact, top-2", "D-CBG exact, all candidates"):
+    names = ("unguided", "D-CFG", "D-CBG first-order", "D-CBG exact, top-2", "D-CBG exact, all candidates")
+    for name in (*names, "D-CBG exact, every candidate scored"):
         assert f"| {name} |" in out
     assert "fewer" in out
 

@@ -142,6 +142,11 @@ def release(
             status[name] = reason
             continue
         exported[name] = export_model(run_dir / "checkpoint", run_dir / "shipped")
+        # a card from the start, so that an interrupted evaluation never leaves undocumented weights behind
+        atomic_write_text(
+            exported[name] / "MODEL_CARD.md",
+            model_card(name, exported[name], _recipe(preset, name, extra), None, n=n),
+        )
         if ship:
             exported[name] = _ship(exported[name], name)
         status[name] = f"trained: {exported[name]}"
@@ -191,7 +196,7 @@ def _steps(meta: dict) -> str:
     return f"{step:,} steps (exported early: its schedule runs to {total:,}; resuming the command continues it)"
 
 
-def model_card(name: str, folder: Path, command: str, table: str, *, n: int) -> str:
+def model_card(name: str, folder: Path, command: str, table: str | None, *, n: int) -> str:
     """Markdown model card: what, how it was trained (command, data, wall time, hardware), how it scores."""
     meta = read_json(folder, "model")
     training, data, domain = meta["training"], meta["data"], meta["domain"]["state"]
@@ -201,6 +206,11 @@ def model_card(name: str, folder: Path, command: str, table: str, *, n: int) -> 
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in meta.get("metrics", {}).items())
     process = meta["process"]["name"]
     what = "autoregressive (left-to-right) model" if process == "autoregressive" else f"{process} diffusion"
+    evaluate = f"guide-gen molecules evaluate --checkpoint <this folder> -n {n} --seed 0 --out DIR"
+    if table is None:
+        measured = f"Not evaluated yet: `{evaluate}` measures it."
+    else:
+        measured = f"Measured by `{evaluate}`\n(samples written to CSV, then scored with RDKit):\n\n{table}"
     return f"""# {name}
 
 {what} over {domain["representation"].upper()} tokens of {domain["dataset"].upper()}
@@ -219,10 +229,7 @@ molecules (length {domain["seq_len"]}), conditioned on {", ".join(domain["proper
 
 ## Evaluation
 
-Measured by `guide-gen molecules evaluate --checkpoint <this folder> -n {n} --seed 0 --out DIR`
-(samples written to CSV, then scored with RDKit):
-
-{table}"""
+{measured}"""
 
 
 def main(argv: list[str]) -> int:

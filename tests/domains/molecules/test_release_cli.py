@@ -57,6 +57,21 @@ def test_a_paused_run_is_exported_only_when_asked_and_its_card_says_so(tmp_path,
     assert "no run in" in capsys.readouterr().out
 
 
+def test_an_export_is_documented_before_its_evaluation_runs(tmp_path, data_dir, monkeypatch):
+    import domains.molecules.evaluation
+
+    argv = ["molecules", "release", "--preset", "tiny", "--runs-dir", str(tmp_path), "--models", "qm9_udlm", "-n", "4"]
+    assert main([*argv, "--max-minutes", "0"]) == 0
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(domains.molecules.evaluation, "evaluate_model", interrupted)
+    assert main([*argv, "--no-train", "--partial"]) != 0
+    card = (tmp_path / "qm9_udlm" / "shipped" / "MODEL_CARD.md").read_text()
+    assert "Not evaluated yet" in card and "1 steps (exported early" in card
+
+
 def test_the_autoregressive_baseline_releases_and_samples_one_token_per_step(tmp_path, data_dir, capsys):
     argv = ["molecules", "release", "--preset", "tiny", "--runs-dir", str(tmp_path), "--models", "qm9_ar", "-n", "4"]
     assert main(argv) == 0  # its evaluation asks for 64 steps; the model takes one per position

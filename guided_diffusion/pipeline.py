@@ -148,11 +148,12 @@ def export_model(src: str | Path, dst: str | Path, *, dtype: torch.dtype = torch
 
 @dataclass(frozen=True)
 class Generation:
-    """Output of :func:`generate`: tokens ``[N, L]``, network calls and wall time."""
+    """Output of :func:`generate`: tokens ``[N, L]``, network calls, wall time and reverse steps taken."""
 
     tokens: torch.Tensor
     nfe: int
     seconds: float
+    steps: int
 
 
 def generate(
@@ -199,4 +200,4 @@ def generate(
         )
         chunks.append(result.tokens.cpu())
         nfe += result.nfe
-    return Generation(tokens=torch.cat(chunks), nfe=nfe, seconds=time.perf_counter() - start)
+    return Generation(tokens=torch.cat(chunks), nfe=nfe, seconds=time.perf_counter() - start, steps=steps)

@@ -133,10 +133,9 @@ def generate_main(argv: list[str]) -> int:
         fcd_reference=fcd_path(dataset) if args.fcd and fcd_path(dataset).is_file() else None,
     )
     guidance = describe_guidance(targets, args.method, args.guidance_scale, args.cbg_mode)
-    steps = model.denoiser.config.seq_len if model.process.causal else args.steps  # AR: one step per token
     print(
         f"{len(out.smiles)} samples from {path.name} ({model.domain.representation.upper()}, "
-        f"{model.process.name} noise), {guidance}, {steps} steps, seed {args.seed}: "
+        f"{model.process.name} noise), {guidance}, {out.steps} steps, seed {args.seed}: "
         f"{time.perf_counter() - start:.1f} s sampling and scoring"
         + (f", {out.rounds} rounds" if args.until_valid else "")
     )

@@ -88,12 +88,13 @@ def target_condition(targets: list[Target], domain: MoleculeDomain, device: torc
 
 @dataclass(frozen=True)
 class MoleculeSamples:
-    """Raw samples (every one drawn, valid or not), with sampling cost."""
+    """Raw samples (every one drawn, valid or not), with sampling cost and the reverse steps taken."""
 
     smiles: list[str]
     seconds: float
     nfe: int
     rounds: int
+    steps: int
 
 
 def default_classifier(model: LoadedModel) -> Path:
@@ -242,7 +243,7 @@ def sample_molecules(
         seconds, nfe, rounds = seconds + gen.seconds, nfe + gen.nfe, rounds + 1
         valid = sum(parse_molecule(s) is not None for s in smiles)
         if not until_valid or valid >= n or rounds >= max_rounds:
-            return MoleculeSamples(smiles=smiles, seconds=seconds, nfe=nfe, rounds=rounds)
+            return MoleculeSamples(smiles=smiles, seconds=seconds, nfe=nfe, rounds=rounds, steps=gen.steps)
 
 
 def template_positions(template: str, domain: MoleculeDomain) -> tuple[torch.Tensor, torch.Tensor]:

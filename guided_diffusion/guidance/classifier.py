@@ -166,43 +166,52 @@ class ClassifierGuidance(Guidance):
         if not self.draws_lazily(argmax):
             return super().draw(step, argmax=argmax)
         step.prefetch([self.base_condition, *self.conditions()])
-        return self.draw_exact(step, step.reverse_log_probs(self.base_condition))
+        return lazy_exact_draw(step, step.reverse_log_probs(self.base_condition), [self])
 
-    @torch.no_grad()
-    def draw_exact(self, step: GuidanceStep, base: Tensor, extra: Tensor | None = None) -> Tensor:
-        """The Gumbel-max draw from ``base`` guided by this term (plus other terms' log-weights ``extra``),
-        scoring a candidate only while its upper bound can still beat the best score found at its position.
 
-        Uses the generator exactly as the sampler's draw from the fully scored transition does, so both give
-        the same tokens.
-        """
-        if self.upper_bound is None:
-            raise ValueError("a lazy exact draw needs the log-likelihood's upper_bound")
-        xt = step.xt
-        times = self._times(step)
-        g = self.guidance_scale
-        support = base > 0.5 * LOG_FLOOR
-        logits = base if extra is None else base + extra
-        logits = torch.where(support, logits, torch.full_like(logits, float("-inf")))
-        perturbed = logits + gumbel_noise(base, step.generator)  # [B, L, S]
-        current = self.log_likelihood(xt, times).to(base.dtype)  # [B]
-        self.classifier_calls += xt.shape[0]
-        # staying keeps the current log-likelihood: its weight relative to the current sequence is 0
-        best = perturbed.gather(-1, xt.unsqueeze(-1)).squeeze(-1)  # [B, L]
-        winner = xt.clone()
-        slack = g * (self.upper_bound - current)  # [B]
-        allowed = self._candidates(base, xt)
-        bounds = torch.where(allowed, perturbed + slack.reshape(-1, 1, 1), torch.full_like(perturbed, float("-inf")))
-        bounds, order = bounds.sort(dim=-1, descending=True)
-        for rank in range(bounds.shape[-1]):  # the rank-th best bound of every position still open
-            open_ = bounds[..., rank] > best
-            if not bool(open_.any()):
-                break
-            rows, pos = open_.nonzero(as_tuple=True)
-            val = order[rows, pos, rank]
-            score = self._score(xt, times, rows, pos, val).to(base.dtype)
-            z = perturbed[rows, pos, val] + g * (score - current[rows])
-            better = z > best[rows, pos]
-            best[rows[better], pos[better]] = z[better]
-            winner[rows[better], pos[better]] = val[better]
-        return winner
+@torch.no_grad()
+def lazy_exact_draw(
+    step: GuidanceStep, base: Tensor, terms: list[ClassifierGuidance], extra: Tensor | None = None
+) -> Tensor:
+    """The Gumbel-max draw from ``base`` guided by the exact D-CBG ``terms`` (each with an upper bound) and
+    other terms' log-weights ``extra``, scoring a candidate only while its upper bound can still beat the best
+    score found at its position.
+
+    Uses the generator exactly as the sampler's draw from the fully scored transition does, so both give the
+    same tokens. A candidate is one every term scores (the intersection of their top-k sets).
+    """
+    if not terms or any(t.upper_bound is None for t in terms):
+        raise ValueError("a lazy exact draw needs terms whose log-likelihoods have an upper_bound")
+    xt = step.xt
+    times = terms[0]._times(step)
+    support = base > 0.5 * LOG_FLOOR
+    logits = base if extra is None else base + extra
+    logits = torch.where(support, logits, torch.full_like(logits, float("-inf")))
+    perturbed = logits + gumbel_noise(base, step.generator)  # [B, L, S]
+    currents, slack = [], torch.zeros(xt.shape[0], dtype=base.dtype, device=xt.device)
+    allowed = torch.ones_like(support)
+    for term in terms:
+        current = term.log_likelihood(xt, times).to(base.dtype)  # [B]
+        term.classifier_calls += xt.shape[0]
+        currents.append(current)
+        slack += term.guidance_scale * (float(term.upper_bound or 0.0) - current)
+        allowed &= term._candidates(base, xt)
+    # staying keeps the current log-likelihoods: its weight relative to the current sequence is 0
+    best = perturbed.gather(-1, xt.unsqueeze(-1)).squeeze(-1)  # [B, L]
+    winner = xt.clone()
+    bounds = torch.where(allowed, perturbed + slack.reshape(-1, 1, 1), torch.full_like(perturbed, float("-inf")))
+    bounds, order = bounds.sort(dim=-1, descending=True)
+    for rank in range(bounds.shape[-1]):  # the rank-th best bound of every position still open
+        open_ = bounds[..., rank] > best
+        if not bool(open_.any()):
+            break
+        rows, pos = open_.nonzero(as_tuple=True)
+        val = order[rows, pos, rank]
+        z = perturbed[rows, pos, val]
+        for term, current in zip(terms, currents, strict=True):
+            score = term._score(xt, times, rows, pos, val).to(base.dtype)
+            z = z + term.guidance_scale * (score - current[rows])
+        better = z > best[rows, pos]
+        best[rows[better], pos[better]] = z[better]
+        winner[rows[better], pos[better]] = val[better]
+    return winner

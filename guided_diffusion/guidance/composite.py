@@ -7,7 +7,7 @@ from torch import Tensor
 
 from guided_diffusion.conditioning import Condition
 from guided_diffusion.guidance.base import Guidance, GuidanceStep
-from guided_diffusion.guidance.classifier import ClassifierGuidance
+from guided_diffusion.guidance.classifier import ClassifierGuidance, lazy_exact_draw
 
 
 class ComposedGuidance(Guidance):
@@ -38,17 +38,17 @@ class ComposedGuidance(Guidance):
         return total
 
     def draw(self, step: GuidanceStep, *, argmax: bool = False) -> Tensor:
-        """With one lazily drawing exact D-CBG term, the other terms' log-weights are computed in full and that
-        term draws from them (same tokens as scoring every candidate); otherwise the full guided draw."""
+        """Exact D-CBG terms with bounded log-likelihoods draw lazily, together, from the unguided transition
+        plus the other terms' log-weights (same tokens as scoring every candidate); otherwise the full draw."""
         lazy = [t for t in self.terms if isinstance(t, ClassifierGuidance) and t.draws_lazily(argmax)]
-        if len(lazy) != 1:
+        if not lazy:
             return super().draw(step, argmax=argmax)
         step.prefetch([self.base_condition, *self.conditions()])
         base = step.reverse_log_probs(self.base_condition)
         extra: Tensor | None = None
         for term in self.terms:
-            if term is not lazy[0]:
+            if not any(term is t for t in lazy):
                 weights = term.log_weights(step, base)
                 if weights is not None:
                     extra = weights if extra is None else extra + weights
-        return lazy[0].draw_exact(step, base, extra)
+        return lazy_exact_draw(step, base, lazy, extra)

@@ -86,15 +86,19 @@ class LogSigmoidScorer(LinearScorer):
 
 @pytest.mark.parametrize("cls", PROCESSES)
 @pytest.mark.parametrize("top_k", [None, 2])
-@pytest.mark.parametrize("with_cfg", [False, True])
-def test_lazy_exact_draws_equal_scoring_every_candidate_with_fewer_calls(cls, top_k, with_cfg):
+@pytest.mark.parametrize("companion", [None, "cfg", "cbg", "unbounded cbg"])
+def test_lazy_exact_draws_equal_scoring_every_candidate_with_fewer_calls(cls, top_k, companion):
     process, denoiser, _, _ = setup(cls)
-    scorer = LogSigmoidScorer(5, process.num_states, seed=2)
+    scorer, second = LogSigmoidScorer(5, process.num_states, seed=2), LogSigmoidScorer(5, process.num_states, seed=7)
 
     def run(lazy: bool):
         cbg = ClassifierGuidance(scorer, guidance_scale=2.0, top_k=top_k, upper_bound=0.0, lazy=lazy, max_rows=13)
-        cfg = ClassifierFreeGuidance(Condition(labels=torch.tensor([1])), guidance_scale=1.5)
-        guidance = ComposedGuidance(cfg, cbg) if with_cfg else cbg
+        other = {
+            "cfg": ClassifierFreeGuidance(Condition(labels=torch.tensor([1])), guidance_scale=1.5),
+            "cbg": ClassifierGuidance(second, guidance_scale=1.0, top_k=3, upper_bound=0.0, lazy=lazy),
+            "unbounded cbg": ClassifierGuidance(second, guidance_scale=1.0, lazy=lazy),
+        }
+        guidance = cbg if companion is None else ComposedGuidance(other[companion], cbg)
         out = sample(
             process,
             denoiser,

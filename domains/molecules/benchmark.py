@@ -204,6 +204,7 @@ def _frame(rows: list[BenchRow]) -> pd.DataFrame:
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)  # created with the first row, not by a run that fails
     tmp = path.with_suffix(".csv.tmp")
     frame.to_csv(tmp, index=False)
     tmp.replace(path)
@@ -338,7 +339,6 @@ def main(argv: list[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     csv = out / "results.csv"
     done = pd.read_csv(csv) if args.resume and csv.is_file() else None
     try:

@@ -64,7 +64,9 @@ def test_quick_benchmark_writes_every_method(tiny_checkpoints, tmp_path, capsys)
 
 
 def test_missing_models_are_named(tmp_path, capsys):
-    assert main(["bench", "molecules", "--quick", "--checkpoints", str(tmp_path)]) == 2
+    out = tmp_path / "out"
+    assert main(["bench", "molecules", "--quick", "--checkpoints", str(tmp_path), "--out", str(out)]) == 2
+    assert not out.exists(), "a run that fails leaves no output folder behind"
     err = capsys.readouterr().err
     assert "missing checkpoints" in err and "qm9_ar" in err and len(err.strip().splitlines()) == 1
 

@@ -55,7 +55,7 @@ class BenchSettings:
     batch_size: int = 256
 
 
-# exact D-CBG dominates the quick sweep: it scores (top_k + 1) candidates per open position and step
+# exact D-CBG is the costliest method of the quick sweep (docs/benchmarks.md gives its run times)
 QUICK = BenchSettings(samples=32, scales=(1.0, 3.0), seeds=(0,), targets=("qed-class",), batch_size=32)
 
 

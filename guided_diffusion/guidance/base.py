@@ -116,9 +116,13 @@ class Guidance(ABC):
     def log_weights(self, step: GuidanceStep, base: Tensor) -> Tensor | None:
         """Per-candidate log-weights ``[B, L, S]`` (or ``None`` for none) to add to ``base``."""
 
-    def __call__(self, step: GuidanceStep) -> Tensor:
+    def base_log_probs(self, step: GuidanceStep) -> Tensor:
+        """The unguided reverse transition the weights apply to, after one batched pass for every condition."""
         step.prefetch([self.base_condition, *self.conditions()])
-        base = step.reverse_log_probs(self.base_condition)
+        return step.reverse_log_probs(self.base_condition)
+
+    def __call__(self, step: GuidanceStep) -> Tensor:
+        base = self.base_log_probs(step)
         return apply_log_weights(base, self.log_weights(step, base))
 
     def draw(self, step: GuidanceStep, *, argmax: bool = False) -> Tensor:

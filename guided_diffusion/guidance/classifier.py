@@ -165,8 +165,7 @@ class ClassifierGuidance(Guidance):
     def draw(self, step: GuidanceStep, *, argmax: bool = False) -> Tensor:
         if not self.draws_lazily(argmax):
             return super().draw(step, argmax=argmax)
-        step.prefetch([self.base_condition, *self.conditions()])
-        return lazy_exact_draw(step, step.reverse_log_probs(self.base_condition), [self])
+        return lazy_exact_draw(step, self.base_log_probs(step), [self])
 
 
 @torch.no_grad()

@@ -3,6 +3,8 @@ term's log-weights, renormalised per position (each term keeps its own guidance 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor
 
 from guided_diffusion.conditioning import Condition
@@ -30,12 +32,7 @@ class ComposedGuidance(Guidance):
         return [cond for term in self.terms for cond in term.conditions()]
 
     def log_weights(self, step: GuidanceStep, base: Tensor) -> Tensor | None:
-        total: Tensor | None = None
-        for term in self.terms:
-            weights = term.log_weights(step, base)
-            if weights is not None:
-                total = weights if total is None else total + weights
-        return total
+        return _summed_weights(self.terms, step, base)
 
     def draw(self, step: GuidanceStep, *, argmax: bool = False) -> Tensor:
         """Exact D-CBG terms with bounded log-likelihoods draw lazily, together, from the unguided transition
@@ -43,12 +40,16 @@ class ComposedGuidance(Guidance):
         lazy = [t for t in self.terms if isinstance(t, ClassifierGuidance) and t.draws_lazily(argmax)]
         if not lazy:
             return super().draw(step, argmax=argmax)
-        step.prefetch([self.base_condition, *self.conditions()])
-        base = step.reverse_log_probs(self.base_condition)
-        extra: Tensor | None = None
-        for term in self.terms:
-            if not any(term is t for t in lazy):
-                weights = term.log_weights(step, base)
-                if weights is not None:
-                    extra = weights if extra is None else extra + weights
-        return lazy_exact_draw(step, base, lazy, extra)
+        base = self.base_log_probs(step)
+        others = [term for term in self.terms if not any(term is t for t in lazy)]
+        return lazy_exact_draw(step, base, lazy, _summed_weights(others, step, base))
+
+
+def _summed_weights(terms: Sequence[Guidance], step: GuidanceStep, base: Tensor) -> Tensor | None:
+    """The sum of the terms' log-weights (None when no term has any)."""
+    total: Tensor | None = None
+    for term in terms:
+        weights = term.log_weights(step, base)
+        if weights is not None:
+            total = weights if total is None else total + weights
+    return total

@@ -1,6 +1,7 @@
 """The release recipe: one command trains every shipped molecule model, exports it, evaluates it and writes
 its model card. ``--preset cpu`` is the recipe the shipped files were trained with, ``gpu`` the full-size
-recipe for one GPU (or several, under torchrun), ``tiny`` a seconds-long smoke run.
+recipe for one GPU (or several, under torchrun; the largest networks that still ship), ``tiny`` a
+seconds-long smoke run.
 
     guide-gen molecules release --preset gpu --ship
 """
@@ -40,38 +41,67 @@ CLASSIFIERS: dict[str, str] = {
     "qm9_ar_denoised_regressor": "qm9_ar",
 }
 
-PRESETS: dict[str, list[str]] = {
+# training overrides of the GPU recipe (shared by denoisers and classifiers, except the step budget)
+_GPU_TRAINER = [
+    "trainer.batch_size=512",
+    "trainer.lr=5.0e-4",
+    "trainer.warmup_steps=2000",
+    "trainer.ckpt_every=2000",
+    "trainer.val_every=5000",
+    "trainer.log_every=500",
+    "trainer.device=cuda",
+    "trainer.precision=auto",
+]
+_TINY_TRAINER = [
+    "trainer.max_steps=10",
+    "trainer.batch_size=32",
+    "trainer.warmup_steps=2",
+    "trainer.log_every=5",
+    "trainer.val_every=10",
+    "trainer.val_batches=1",
+    "trainer.ckpt_every=10",
+]
+
+# preset -> overrides of the denoisers' runs and of the classifiers' runs
+PRESETS: dict[str, dict[str, list[str]]] = {
     # the experiment files as they are: the CPU recipe of the shipped models
-    "cpu": [],
-    # full size for one H100-class GPU (~92M-parameter-class budget scaled to these datasets)
-    "gpu": [
-        "network=base",
-        "domain.max_train=null",
-        "trainer.batch_size=512",
-        "trainer.max_steps=60000",
-        "trainer.lr=5.0e-4",
-        "trainer.warmup_steps=2000",
-        "trainer.ckpt_every=2000",
-        "trainer.val_every=5000",
-        "trainer.log_every=500",
-        "trainer.device=cuda",
-        "trainer.precision=auto",
-    ],
+    "cpu": {"denoiser": [], "classifier": []},
+    # one GPU (or several, under torchrun): the largest networks that still ship (SHIP_LIMIT_MIB), all the
+    # training data, 60,000 steps of batch 512 per denoiser (the CPU recipe: 4,000-5,000 steps of 128)
+    "gpu": {
+        "denoiser": ["network=mol_gpu", "domain.max_train=null", "trainer.max_steps=60000", *_GPU_TRAINER],
+        "classifier": [
+            "classifier.dim=160",
+            "classifier.depth=4",
+            "classifier.heads=5",
+            "trainer.max_steps=20000",
+            *_GPU_TRAINER,
+        ],
+    },
     # a smoke run of the whole recipe in seconds (tests)
-    "tiny": [
-        "network=tiny",
-        "domain.max_train=256",
-        "domain.num_val=64",
-        "domain.workers=1",
-        "trainer.max_steps=10",
-        "trainer.batch_size=32",
-        "trainer.warmup_steps=2",
-        "trainer.log_every=5",
-        "trainer.val_every=10",
-        "trainer.val_batches=1",
-        "trainer.ckpt_every=10",
-    ],
+    "tiny": {
+        "denoiser": ["network=tiny", "domain.max_train=256", "domain.num_val=64", "domain.workers=1", *_TINY_TRAINER],
+        "classifier": _TINY_TRAINER,
+    },
 }
+
+# the largest weights (MiB, all safetensors files of the folder) that ``--ship`` copies into the package
+SHIP_LIMIT_MIB = {"denoiser": 8.0, "classifier": 4.0}
+
+
+def default_runs_dir(preset: str) -> Path:
+    """``runs`` for the CPU recipe (the shipped cards name it), ``runs/<preset>`` for the others, so that a
+    GPU or smoke run never tries to resume a CPU run of a different size."""
+    return Path("runs") if preset == "cpu" else Path("runs") / preset
+
+
+def _too_large(folder: Path, kind: str) -> str | None:
+    """Why ``folder`` may not ship (its weights are over the limit of its kind), or None."""
+    size = sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 2**20
+    limit = SHIP_LIMIT_MIB[kind]
+    if size <= limit:
+        return None
+    return f"not shipped: its weights take {size:.1f} MiB, over the {limit:g} MiB limit of a shipped {kind}"
 
 
 def _train(command: list[str], run_dir: Path) -> tuple[bool, int]:
@@ -133,10 +163,12 @@ def release(
 
     limit = [] if max_minutes is None else [f"trainer.max_minutes={max_minutes}"]
     status: dict[str, str] = {}
+    notes: dict[str, str] = {}  # denoisers exported but refused by the ship limit
     exported: dict[str, Path] = {}
     for name in [m for m in names if m in MODELS]:
         run_dir = runs_dir / MODELS[name]
-        command = ["train", f"experiment={MODELS[name]}", f"run_dir={run_dir}", "resume=true", *PRESETS[preset]]
+        overrides = PRESETS[preset]["denoiser"]
+        command = ["train", f"experiment={MODELS[name]}", f"run_dir={run_dir}", "resume=true", *overrides]
         reason = _not_ready([*command, *extra, *limit], run_dir, train=train, partial=partial)
         if reason:
             status[name] = reason
@@ -147,9 +179,12 @@ def release(
             exported[name] / "MODEL_CARD.md",
             model_card(name, exported[name], _recipe(preset, name, extra), None, n=n),
         )
-        if ship:
+        refused = _too_large(exported[name], "denoiser") if ship else None
+        if ship and not refused:
             exported[name] = _ship(exported[name], name)
         status[name] = f"trained: {exported[name]}"
+        if refused:
+            notes[name] = refused
     for name in [m for m in names if m in CLASSIFIERS]:
         base = CLASSIFIERS[name]
         denoiser = exported.get(base, CHECKPOINTS / base)
@@ -157,7 +192,6 @@ def release(
             status[name] = f"skipped: its denoiser {base} is not trained yet"
             continue
         run_dir = runs_dir / name
-        trainer = [o for o in PRESETS[preset] if o.startswith("trainer.")]
         command = [
             "train-classifier",
             f"experiment={name}",
@@ -165,7 +199,8 @@ def release(
             f"run_dir={run_dir}",
             "resume=true",
         ]
-        reason = _not_ready([*command, *trainer, *extra, *limit], run_dir, train=train, partial=partial)
+        overrides = PRESETS[preset]["classifier"]
+        reason = _not_ready([*command, *overrides, *extra, *limit], run_dir, train=train, partial=partial)
         if reason:
             status[name] = reason
             continue
@@ -174,12 +209,15 @@ def release(
             folder / "MODEL_CARD.md",
             classifier_card(name, folder, _recipe(preset, name, extra)),
         )
-        status[name] = f"done: {_ship(folder, name) if ship else folder}"
+        refused = _too_large(folder, "classifier") if ship else None
+        status[name] = f"done: {_ship(folder, name) if ship and not refused else folder}"
+        if refused:
+            status[name] += f" ({refused})"
     for name, folder in exported.items():
         rows = evaluate_model(load_model(folder), runs_dir / MODELS[name] / "evaluation", n=n, fcd=preset != "tiny")
         table = format_table(rows, n=n, seed=0, steps=64)
         atomic_write_text(folder / "MODEL_CARD.md", model_card(name, folder, _recipe(preset, name, extra), table, n=n))
-        status[name] = f"done: {folder}"
+        status[name] = f"done: {folder}" + (f" ({notes[name]})" if name in notes else "")
     return status
 
 
@@ -237,8 +275,14 @@ def main(argv: list[str]) -> int:
     p.add_argument("--preset", choices=sorted(PRESETS), default="cpu")
     every = [*MODELS, *CLASSIFIERS]
     p.add_argument("--models", default=",".join(every), help=f"comma-separated subset of {', '.join(every)}")
-    p.add_argument("--runs-dir", default="runs", help="where runs, exports and evaluations go")
-    p.add_argument("--ship", action="store_true", help="copy finished models into the package's checkpoints")
+    p.add_argument(
+        "--runs-dir", default=None, help="where runs, exports and evaluations go (default: runs, or runs/PRESET)"
+    )
+    p.add_argument(
+        "--ship",
+        action="store_true",
+        help="copy finished models into the package's checkpoints (denoisers up to 8 MiB, classifiers up to 4 MiB)",
+    )
     p.add_argument(
         "--partial", action="store_true", help="also export (and ship) runs that have not reached max_steps yet"
     )
@@ -258,7 +302,7 @@ def main(argv: list[str]) -> int:
     status = release(
         names,
         preset=args.preset,
-        runs_dir=Path(args.runs_dir),
+        runs_dir=Path(args.runs_dir) if args.runs_dir else default_runs_dir(args.preset),
         ship=args.ship,
         max_minutes=args.max_minutes,
         partial=args.partial,

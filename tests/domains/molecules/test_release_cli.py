@@ -238,3 +238,67 @@ def test_a_classifier_card_says_when_its_run_was_never_validated(tmp_path):
     (tmp_path / "model.json").write_text(json.dumps(meta))
     card = classifier_card("r", tmp_path, "guide-gen molecules release")
     assert "Not validated yet" in card and "| qed |" not in card
+
+
+def test_the_gpu_recipe_trains_networks_that_ship():
+    """Every model and classifier of the GPU preset, built at the size of its shipped CPU counterpart's data,
+    stays under the ship limit in fp16 (and is larger than the CPU network, or the preset would be pointless)."""
+    import json
+
+    import yaml
+
+    from classifiers.network import ClassifierConfig, NoisyClassifier
+    from domains.molecules.generate import CHECKPOINTS
+    from domains.molecules.release import CLASSIFIERS, MODELS, PRESETS, SHIP_LIMIT_MIB
+    from guided_diffusion.networks.dit import Denoiser, DenoiserConfig
+
+    root = CHECKPOINTS.parents[2] / "configs"
+    gpu = PRESETS["gpu"]
+    network = [o.split("=", 1)[1] for o in gpu["denoiser"] if o.startswith("network=")]
+    assert len(network) == 1
+    size = yaml.safe_load((root / "network" / f"{network[0]}.yaml").read_text())
+    sizes = {k: size[k] for k in ("dim", "depth", "heads")}
+    overrides = {o.split("=")[0].split(".")[1]: int(o.split("=")[1]) for o in gpu["classifier"] if "classifier." in o}
+    checked = 0
+    for name in [*MODELS, *CLASSIFIERS]:
+        folder = CHECKPOINTS / name
+        if not (folder / "model.json").is_file():
+            continue
+        meta = json.loads((folder / "model.json").read_text())
+        if name in MODELS:
+            cpu = DenoiserConfig(**meta["network"])
+            net = Denoiser(DenoiserConfig(**{**meta["network"], **sizes}))
+            kind = "denoiser"
+        else:
+            cpu = ClassifierConfig(**meta["classifier"])
+            net = NoisyClassifier(ClassifierConfig(**{**meta["classifier"], **overrides}))
+            kind = "classifier"
+        mib = sum(p.numel() for p in net.parameters()) * 2 / 2**20
+        assert mib <= SHIP_LIMIT_MIB[kind], (name, mib)
+        assert net.config.dim * net.config.depth > cpu.dim * cpu.depth, name
+        checked += 1
+    assert checked >= 6
+
+
+def test_ship_refuses_weights_over_the_limit_and_other_presets_keep_their_own_runs(
+    tmp_path, data_dir, monkeypatch, capsys
+):
+    import domains.molecules.release as release
+
+    assert release.default_runs_dir("cpu").as_posix() == "runs"
+    assert release.default_runs_dir("gpu").as_posix() == "runs/gpu"
+    package = tmp_path / "package"
+    package.mkdir()
+    monkeypatch.setattr(release, "CHECKPOINTS", package)
+    monkeypatch.setattr(release, "SHIP_LIMIT_MIB", {"denoiser": 1e-3, "classifier": 1e-3})
+    models = "qm9_udlm,qm9_udlm_regressor"
+    argv = ["molecules", "release", "--preset", "tiny", "--runs-dir", str(tmp_path / "runs"), "--models", models]
+    assert main([*argv, "-n", "4", "--ship"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("MiB limit of a shipped") == 2, out
+    assert list(package.iterdir()) == []
+    assert (tmp_path / "runs" / "qm9_udlm" / "shipped" / "MODEL_CARD.md").is_file()
+
+    monkeypatch.setattr(release, "SHIP_LIMIT_MIB", {"denoiser": 8.0, "classifier": 4.0})
+    assert main([*argv, "-n", "4", "--ship", "--no-train"]) == 0
+    assert sorted(p.name for p in package.iterdir()) == ["qm9_udlm", "qm9_udlm_regressor"]

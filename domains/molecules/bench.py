@@ -3,7 +3,6 @@ model (default: the shipped QM9 UDLM, the paper's QM9 length), measured side by 
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
 import torch
@@ -19,6 +18,7 @@ from domains.molecules.generate import (
 )
 from domains.molecules.targets import parse_target
 from guided_diffusion.benchmarks.guidance_speed import format_rows, measure, standard_methods
+from guided_diffusion.cli.devices import describe_device, resolve_device
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
 from guided_diffusion.guidance import ClassifierFreeGuidance
 from guided_diffusion.pipeline import load_model
@@ -42,15 +42,17 @@ def main(argv: list[str]) -> int:
         help="also time exact D-CBG scoring every candidate (the same draws as the lazy exact rows; slow)",
     )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     args = p.parse_args(argv)
+    device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         path = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint(args.dataset, args.model)
-        model = load_model(path)
-        classifier = load_classifier(args.classifier or default_classifier(model), process=model.process)
+        model = load_model(path, device=device)
+        classifier = load_classifier(args.classifier or default_classifier(model), process=model.process, device=device)
         target = parse_target(args.target)
-        condition = target_condition([target], model.domain, torch.device("cpu"))
+        condition = target_condition([target], model.domain, torch.device(device))
         term = classifier_term(
             classifier, target, model.domain, guidance_scale=args.guidance_scale, mode="exact", top_k=None
         )
@@ -76,7 +78,7 @@ def main(argv: list[str]) -> int:
     header = (
         f"{path.name} ({model.process.name} noise, L = {length}, S = {model.process.num_states}), target {target}, "
         f"B = {args.n}, {args.steps} steps x {args.repeats} interleaved repeats (median), "
-        f"{platform.machine()} CPU, {torch.get_num_threads()} threads"
+        f"{describe_device(device)}"
     )
     print(format_rows(rows, naive_rows_per_step=args.n * length * model.process.num_states, header=header))
     return 0

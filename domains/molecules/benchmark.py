@@ -6,7 +6,6 @@ T = 32 steps over several seeds. Writes results.csv, results.md and a plot."""
 from __future__ import annotations
 
 import math
-import platform
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -21,6 +20,7 @@ from domains.molecules.metrics import canonicalize
 from domains.molecules.properties import compute_properties, get_property
 from domains.molecules.reference import load_novelty
 from domains.molecules.targets import Target
+from guided_diffusion.cli.devices import describe_device
 from guided_diffusion.guidance import ClassifierFreeGuidance, Guidance
 from guided_diffusion.guidance.hidden import HiddenStateGuidance
 from guided_diffusion.pipeline import LoadedModel, generate, load_model
@@ -74,17 +74,17 @@ def resolve_target(spec: str, model: LoadedModel) -> Target:
 
 
 def _guidance(kind: str, model: LoadedModel, target: Target, scale: float, classifier_dir: Path | None, top_k: int):
-    device = torch.device("cpu")
+    device = next(model.denoiser.parameters()).device
     if kind == "cfg":
         return ClassifierFreeGuidance(target_condition([target], model.domain, device), guidance_scale=scale)
     assert classifier_dir is not None
     if kind.startswith("cbg"):
-        classifier = load_classifier(classifier_dir, process=model.process)
+        classifier = load_classifier(classifier_dir, process=model.process, device=device)
         mode = kind.removeprefix("cbg-")
         return classifier_term(
             classifier, target, model.domain, guidance_scale=scale, mode=mode, top_k=top_k if mode == "exact" else None
         )
-    attribute = load_classifier(classifier_dir, denoiser=model)
+    attribute = load_classifier(classifier_dir, denoiser=model, device=device)
     names = list(attribute.classifier.config.output_names)
     mean, std = model.domain.normalizer[target.name]
     width = target.tolerance if target.tolerance > 0 else (0.5 if get_property(target.name).integer else 0.0)
@@ -132,9 +132,11 @@ def run_benchmark(
     progress: Callable[[str], None] = print,
     done: pd.DataFrame | None = None,
     on_row: Callable[[pd.DataFrame], None] | None = None,
+    device: str | torch.device = "cpu",
 ) -> pd.DataFrame:
-    """Every method x target x scale x seed; one row each. Rows already in ``done`` (same target, method,
-    scale, seed and samples) are kept, not rerun; ``on_row`` sees the whole table after every new row."""
+    """Every method x target x scale x seed; one row each, sampled on ``device``. Rows already in ``done``
+    (same target, method, scale, seed and samples) are kept, not rerun; ``on_row`` sees the whole table after
+    every new row."""
     models: dict[str, LoadedModel] = {}
     rows = [] if done is None else [BenchRow(**r) for r in done.to_dict("records")]
     finished = {(r.target, r.method, float(r.scale), int(r.seed), int(r.samples)) for r in rows}
@@ -147,7 +149,9 @@ def run_benchmark(
         )
     for spec in settings.targets:
         for method, (name, kind, suffix) in METHODS.items():
-            model = models.setdefault(name, load_model(checkpoints / name))
+            if name not in models:
+                models[name] = load_model(checkpoints / name, device=device)
+            model = models[name]
             target = resolve_target(spec, model)
             for scale in settings.scales:
                 seeds = [
@@ -219,11 +223,11 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     return mean.join(half.add_suffix("_ci")).reset_index()
 
 
-def to_markdown(summary: pd.DataFrame, settings: BenchSettings) -> str:
+def to_markdown(summary: pd.DataFrame, settings: BenchSettings, device: str | torch.device = "cpu") -> str:
     lines = [
         f"Samples per run: {settings.samples}; T = {settings.steps} reverse steps (autoregressive: one step per "
         f"token); seeds {list(settings.seeds)}; exact D-CBG / FUDGE top-{settings.top_k}; "
-        f"{platform.machine()} CPU, {torch.get_num_threads()} threads. Counts are out of {settings.samples}; "
+        f"{describe_device(device)}. Counts are out of {settings.samples}; "
         "mean and hit rate are over novel molecules; ± is a 95% interval over seeds.",
     ]
     for target, part in summary.groupby("target", sort=False):
@@ -303,6 +307,7 @@ def _parse_target_specs(text: str) -> tuple[str, ...]:
 
 def main(argv: list[str]) -> int:
     """``guide-gen bench molecules [--quick] [--out DIR]``."""
+    from guided_diffusion.cli.devices import resolve_device
     from guided_diffusion.cli.errors import ArgumentParser, UsageError
 
     p = ArgumentParser(prog="guide-gen bench molecules", description=__doc__.splitlines()[0])
@@ -322,7 +327,9 @@ def main(argv: list[str]) -> int:
         "--resume", action="store_true", help="keep the rows already in DIR/results.csv and run only the rest"
     )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     args = p.parse_args(argv)
+    device = resolve_device(args.device)
     settings = QUICK if args.quick else BenchSettings()
     if args.scales is not None:
         settings = BenchSettings(**{**asdict(settings), "scales": _parse_scales(args.scales)})
@@ -343,13 +350,17 @@ def main(argv: list[str]) -> int:
     done = pd.read_csv(csv) if args.resume and csv.is_file() else None
     try:
         frame = run_benchmark(
-            settings, checkpoints=Path(args.checkpoints), done=done, on_row=lambda f: _write_csv(f, csv)
+            settings,
+            checkpoints=Path(args.checkpoints),
+            done=done,
+            on_row=lambda f: _write_csv(f, csv),
+            device=device,
         )
     except ValueError as err:
         raise UsageError(" ".join(str(err).split())) from None
     _write_csv(frame, csv)
     summary = summarize(frame)
-    atomic_write_text(out / "results.md", to_markdown(summary, settings))
+    atomic_write_text(out / "results.md", to_markdown(summary, settings, device))
     plot(summary, out / "results.png")
     print((out / "results.md").read_text())
     print(f"wrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.png'}")

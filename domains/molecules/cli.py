@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from classifiers import load_classifier
 from domains.molecules.generate import DATASETS, MODELS, sample_molecules, shipped_checkpoint
@@ -17,6 +16,7 @@ from domains.molecules.metrics import evaluate
 from domains.molecules.reference import fcd_path, load_novelty
 from domains.molecules.report import format_report, samples_table, write_samples
 from domains.molecules.targets import SYNTAX, Target, TargetError, parse_targets
+from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
 from guided_diffusion.pipeline import load_model
 
@@ -99,7 +99,7 @@ def generate_main(argv: list[str]) -> int:
         _positive(f"--{name.replace('_', '-')}" if name != "n" else "-n", getattr(args, name))
     if args.guidance_scale < 0:
         raise UsageError(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(args.device)
     try:
         path = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint(args.dataset, args.model)
         model = load_model(path, device=device)
@@ -212,7 +212,7 @@ def evaluate_main(argv: list[str]) -> int:
         _positive(name, getattr(args, name))
     try:
         path = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint(args.dataset, args.model)
-        model = load_model(path, device="cuda" if torch.cuda.is_available() else "cpu")
+        model = load_model(path, device=resolve_device(None))
         settings = SETTINGS[model.domain.dataset]
         if args.setting:
             unknown = sorted(set(args.setting) - {label for label, _ in settings})

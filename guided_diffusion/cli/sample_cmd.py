@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from guided_diffusion.cli.config import compose_config, require
+from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import UsageError
 from guided_diffusion.conditioning import Condition
 from guided_diffusion.guidance import ClassifierFreeGuidance, Guidance, NoGuidance
@@ -25,7 +26,7 @@ def main(argv: list[str]) -> int:
         raise UsageError(f"final_step must be 'sample' or 'argmax', got {cfg.final_step!r}")
     if float(cfg.guidance_scale) < 0:
         raise UsageError(f"guidance_scale must be >= 0, got {cfg.guidance_scale}")
-    device = cfg.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(cfg.device)
     model = load_model(checkpoint, device=device)
     guidance: Guidance = NoGuidance()
     label = cfg.label

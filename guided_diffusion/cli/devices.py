@@ -1,0 +1,37 @@
+"""The ``--device`` choice of the sampling and benchmark commands, checked up front."""
+
+from __future__ import annotations
+
+import platform
+
+import torch
+
+from guided_diffusion.cli.errors import UsageError
+
+
+def resolve_device(name: str | None) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N``; ``None`` means CUDA when available, else the CPU.
+
+    Raises:
+        UsageError: for another name, or a CUDA device this machine does not have.
+    """
+    if name is None or name == "":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    kind, _, index = name.partition(":")
+    if kind not in ("cpu", "cuda") or (index and (kind == "cpu" or not index.isdigit())):
+        raise UsageError(f"unknown device {name!r}; allowed: cpu, cuda, cuda:N")
+    if kind == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(f"device {name!r}: no CUDA device is available here; use cpu")
+        if index and int(index) >= count:
+            raise UsageError(f"device {name!r}: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}")
+    return name
+
+
+def describe_device(device: str | torch.device) -> str:
+    """The hardware a measurement ran on: the GPU's name, or ``x86_64 CPU, N threads``."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.machine()} CPU, {torch.get_num_threads()} threads"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from classifiers.cli import main as classifier_main
 from domains.molecules.generate import CHECKPOINTS
+from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
 from guided_diffusion.cli.train_cmd import main as train_main
 from guided_diffusion.pipeline import export_model, load_model
@@ -214,7 +215,8 @@ def release(
         if refused:
             status[name] += f" ({refused})"
     for name, folder in exported.items():
-        rows = evaluate_model(load_model(folder), runs_dir / MODELS[name] / "evaluation", n=n, fcd=preset != "tiny")
+        model = load_model(folder, device=resolve_device(None))
+        rows = evaluate_model(model, runs_dir / MODELS[name] / "evaluation", n=n, fcd=preset != "tiny")
         table = format_table(rows, n=n, seed=0, steps=64)
         atomic_write_text(folder / "MODEL_CARD.md", model_card(name, folder, _recipe(preset, name, extra), table, n=n))
         status[name] = f"done: {folder}" + (f" ({notes[name]})" if name in notes else "")

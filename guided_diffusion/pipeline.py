@@ -169,10 +169,12 @@ def generate(
     progress: bool = False,
     fixed_mask: torch.Tensor | None = None,
     fixed_tokens: torch.Tensor | None = None,
+    temperature: float = 1.0,
 ) -> Generation:
     """Sample ``num_samples`` sequences in batches of ``batch_size`` with one seeded generator.
 
     ``guidance`` is shared by all batches, so its conditions must have one row (broadcast to every sample).
+    ``temperature`` divides the denoiser's logits (see :func:`guided_diffusion.sampling.sample`).
     An autoregressive model always takes one step per position, whatever ``steps`` says.
     """
     if batch_size < 1:
@@ -197,6 +199,7 @@ def generate(
             posterior_dtype=posterior_dtype,
             final_step=final_step,  # type: ignore[arg-type]
             progress=progress,
+            temperature=temperature,
         )
         chunks.append(result.tokens.cpu())
         nfe += result.nfe

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ DEFAULT_DATASET = "moses"
 DEFAULT_MODEL = "udlm"
 DEFAULT_SCALE = 2.0
 DEFAULT_STEPS = 64
+TEMPERATURE_HELP = "divides the denoiser's logits at every step: 1 = the model as trained (default), < 1 sharper"
 
 
 def _generate_parser() -> argparse.ArgumentParser:
@@ -50,6 +52,7 @@ def _generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", default=None, help="infilling template: SMILES with '?' for open tokens")
     p.add_argument("--guidance-scale", type=float, default=DEFAULT_SCALE, help=f"gamma (default {DEFAULT_SCALE})")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"reverse steps (default {DEFAULT_STEPS})")
+    p.add_argument("--temperature", type=float, default=1.0, help=TEMPERATURE_HELP)
     p.add_argument("--seed", type=int, default=0, help="sampler seed")
     p.add_argument("--batch-size", type=int, default=256, help="rows per network batch")
     p.add_argument("--until-valid", action="store_true", help="keep sampling until n valid molecules exist")
@@ -84,6 +87,11 @@ def _positive(name: str, value: int) -> None:
         raise UsageError(f"{name} must be >= 1, got {value}")
 
 
+def _temperature(value: float) -> None:
+    if not (value > 0 and math.isfinite(value)):
+        raise UsageError(f"--temperature must be a number > 0, got {value}")
+
+
 def describe_guidance(targets: list[Target], method: str, scale: float, cbg_mode: str) -> str:
     if method == "none" or not targets:
         return "unguided"
@@ -99,6 +107,7 @@ def generate_main(argv: list[str]) -> int:
         _positive(f"--{name.replace('_', '-')}" if name != "n" else "-n", getattr(args, name))
     if args.guidance_scale < 0:
         raise UsageError(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
+    _temperature(args.temperature)
     device = resolve_device(args.device)
     try:
         path = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint(args.dataset, args.model)
@@ -121,6 +130,7 @@ def generate_main(argv: list[str]) -> int:
             batch_size=args.batch_size,
             until_valid=args.until_valid,
             progress=not args.quiet,
+            temperature=args.temperature,
         )
     except ValueError as err:
         raise UsageError(str(err)) from None
@@ -135,7 +145,9 @@ def generate_main(argv: list[str]) -> int:
     guidance = describe_guidance(targets, args.method, args.guidance_scale, args.cbg_mode)
     print(
         f"{len(out.smiles)} samples from {path.name} ({model.domain.representation.upper()}, "
-        f"{model.process.name} noise), {guidance}, {out.steps} steps, seed {args.seed}: "
+        f"{model.process.name} noise), {guidance}, {out.steps} steps, "
+        + (f"temperature {args.temperature:g}, " if args.temperature != 1.0 else "")
+        + f"seed {args.seed}: "
         f"{time.perf_counter() - start:.1f} s sampling and scoring"
         + (f", {out.rounds} rounds" if args.until_valid else "")
     )
@@ -196,6 +208,7 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     p.add_argument("--guidance-scale", type=float, default=DEFAULT_SCALE)
+    p.add_argument("--temperature", type=float, default=1.0, help=TEMPERATURE_HELP)
     p.add_argument("--no-fcd", action="store_true", help="skip FCD")
     p.add_argument("--setting", action="append", default=None, help="only these guided settings (repeatable)")
     p.add_argument("--cbg-scale", type=float, default=None, help="D-CBG guidance scale (default: --guidance-scale)")
@@ -210,6 +223,7 @@ def evaluate_main(argv: list[str]) -> int:
     args = _evaluate_parser().parse_args(argv)
     for name in ("n", "steps"):
         _positive(name, getattr(args, name))
+    _temperature(args.temperature)
     try:
         path = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint(args.dataset, args.model)
         model = load_model(path, device=resolve_device(None))
@@ -230,6 +244,7 @@ def evaluate_main(argv: list[str]) -> int:
             settings=settings,
             cbg_scale=args.cbg_scale,
             cbg_mode=args.cbg_mode,
+            temperature=args.temperature,
         )
     except ValueError as err:
         raise UsageError(str(err)) from None

@@ -96,9 +96,10 @@ def evaluate_model(
     fcd: bool = True,
     settings: list[tuple[str, list[str]]] | None = None,
     batch_size: int = 256,
+    temperature: float = 1.0,
 ) -> list[EvaluationRow]:
-    """Sample and score the unguided setting and each guided setting; writes the CSVs, ``evaluation.json``
-    and ``evaluation.md`` to ``out_dir``."""
+    """Sample and score the unguided setting and each guided setting (all at ``temperature``); writes the
+    CSVs, ``evaluation.json`` and ``evaluation.md`` to ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = model.domain.dataset
@@ -120,6 +121,7 @@ def evaluate_model(
         "guidance_scale": guidance_scale,
         "cbg_scale": cbg,
         "cbg_mode": cbg_mode,
+        "temperature": temperature,
     }
 
     unguided_csv = out_dir / "unguided.csv"
@@ -149,7 +151,8 @@ def evaluate_model(
             )
         )
     atomic_write_text(out_dir / "evaluation.json", json.dumps([asdict(r) for r in rows], indent=2) + "\n")
-    atomic_write_text(out_dir / "evaluation.md", format_table(rows, n=n, seed=seed, steps=steps))
+    table = format_table(rows, n=n, seed=seed, steps=steps, temperature=temperature)
+    atomic_write_text(out_dir / "evaluation.md", table)
     return rows
 
 
@@ -174,7 +177,7 @@ def _row(label: str, method: str, report: MoleculeReport, seconds: float, csv: P
     )
 
 
-def format_table(rows: list[EvaluationRow], *, n: int, seed: int, steps: int) -> str:
+def format_table(rows: list[EvaluationRow], *, n: int, seed: int, steps: int, temperature: float = 1.0) -> str:
     """Markdown table: one row per setting; target shares of valid molecules with the unguided share in
     brackets (measured on the unguided samples of the same run)."""
 
@@ -182,7 +185,9 @@ def format_table(rows: list[EvaluationRow], *, n: int, seed: int, steps: int) ->
         return "n/a" if x is None else f"{100 * x:.1f}%"
 
     lines = [
-        f"n = {n} samples per setting, seed {seed}, {steps} steps. Target shares are of valid molecules, with the "
+        f"n = {n} samples per setting, seed {seed}, {steps} steps"
+        + (f", temperature {temperature:g}" if temperature != 1.0 else "")
+        + ". Target shares are of valid molecules, with the "
         "unguided samples' share in brackets; 'all' = every target at once.",
         "",
         "| setting | method | validity | uniqueness | novelty | diversity | FCD | target share (unguided) "

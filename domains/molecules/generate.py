@@ -188,6 +188,7 @@ def sample_molecules(
     top_k: int | None = None,
     template: str | None = None,
     cbg_scale: float | None = None,
+    temperature: float = 1.0,
 ) -> MoleculeSamples:
     """Sample ``n`` molecules (SMILES) from a molecule denoiser.
 
@@ -208,6 +209,7 @@ def sample_molecules(
         top_k: exact D-CBG: candidates per position.
         template: infilling template (SMILES models): ``?`` marks an open token, positions after it are open.
         cbg_scale: guidance scale of D-CBG terms (default: ``guidance_scale``).
+        temperature: divides the denoiser's logits at every step (1 = the model as trained).
     """
     if not isinstance(model.domain, MoleculeDomain):
         raise ValueError(f"{model.path} is not a molecule model (domain {model.meta['domain']['name']!r})")
@@ -238,6 +240,7 @@ def sample_molecules(
             progress=progress,
             fixed_mask=fixed_mask,
             fixed_tokens=fixed_tokens,
+            temperature=temperature,
         )
         smiles += model.domain.tokenizer.decode(gen.tokens)
         seconds, nfe, rounds = seconds + gen.seconds, nfe + gen.nfe, rounds + 1

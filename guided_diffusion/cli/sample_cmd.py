@@ -3,9 +3,13 @@ toward a class label."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
+from omegaconf import DictConfig
 
 from guided_diffusion.cli.config import compose_config, require
 from guided_diffusion.cli.devices import resolve_device
@@ -16,16 +20,30 @@ from guided_diffusion.pipeline import generate, load_model
 from guided_diffusion.training.checkpoint import atomic_write_text
 
 
+def _number(cfg: DictConfig, key: str, kind: type[int] | type[float], *, allowed: str, ok: Callable[[Any], bool]):
+    """``cfg[key]`` as an int or float, checked with ``ok``; otherwise a one-line error naming what is allowed."""
+    value = cfg[key]
+    try:
+        number = None if kind is int and isinstance(value, float) and not value.is_integer() else kind(value)
+    except (TypeError, ValueError):
+        number = None
+    if number is None or isinstance(value, bool) or not ok(number) or (kind is float and not math.isfinite(number)):
+        raise UsageError(f"{key} must be {allowed}, got {value!r}")
+    return number
+
+
 def main(argv: list[str]) -> int:
     cfg = compose_config("sample", argv)
     checkpoint = require(cfg, "checkpoint")
-    for key in ("num_samples", "batch_size", "steps"):
-        if int(cfg[key]) < 1:
-            raise UsageError(f"{key} must be >= 1, got {cfg[key]}")
+    counts = {
+        key: _number(cfg, key, int, allowed="an integer >= 1", ok=lambda v: v >= 1)
+        for key in ("num_samples", "batch_size", "steps")
+    }
+    seed = _number(cfg, "seed", int, allowed="an integer", ok=lambda v: True)
     if cfg.final_step not in ("sample", "argmax"):
         raise UsageError(f"final_step must be 'sample' or 'argmax', got {cfg.final_step!r}")
-    if float(cfg.guidance_scale) < 0:
-        raise UsageError(f"guidance_scale must be >= 0, got {cfg.guidance_scale}")
+    scale = _number(cfg, "guidance_scale", float, allowed="a number >= 0", ok=lambda v: v >= 0)
+    temperature = _number(cfg, "temperature", float, allowed="a number > 0", ok=lambda v: v > 0)
     device = resolve_device(cfg.device)
     model = load_model(checkpoint, device=device)
     guidance: Guidance = NoGuidance()
@@ -36,16 +54,17 @@ def main(argv: list[str]) -> int:
             allowed = f"0..{classes - 1}" if classes else "none (this model has no class labels)"
             raise UsageError(f"label must be an integer class id; allowed: {allowed}")
         cond = Condition(labels=torch.tensor([label], device=device))
-        guidance = ClassifierFreeGuidance(cond, guidance_scale=float(cfg.guidance_scale))
+        guidance = ClassifierFreeGuidance(cond, guidance_scale=scale)
     gen = generate(
         model,
-        num_samples=int(cfg.num_samples),
-        steps=int(cfg.steps),
+        num_samples=counts["num_samples"],
+        steps=counts["steps"],
         guidance=guidance,
-        seed=int(cfg.seed),
-        batch_size=int(cfg.batch_size),
+        seed=seed,
+        batch_size=counts["batch_size"],
         posterior_dtype=torch.float64 if cfg.float64 else torch.float32,
         final_step=str(cfg.final_step),
+        temperature=temperature,
         progress=bool(cfg.progress),
     )
     texts = model.domain.tokenizer.decode(gen.tokens)

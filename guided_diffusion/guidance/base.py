@@ -57,6 +57,12 @@ class GuidanceStep:
         self._reverse: dict[int, Tensor] = {}
 
     @property
+    def temperature(self) -> float:
+        """The sampling temperature the denoiser's logits are divided by (1 = none); guidance that computes
+        clean-token probabilities from logits itself divides by it too."""
+        return self._cache.temperature
+
+    @property
     def dtype(self) -> torch.dtype:
         """Dtype of the posterior computations (float32, or float64 when asked for)."""
         return self._cache.dtype

@@ -26,6 +26,8 @@ class DenoiserCache:
         dtype: dtype of the returned log-probabilities (float64 for a float64 posterior).
         reuse: reuse outputs of unchanged rows (only honoured when the network ignores t).
         autocast: optional autocast dtype for the network pass (e.g. ``torch.bfloat16`` on CUDA).
+        temperature: the denoiser's logits are divided by it before they become clean-token probabilities
+            (1 = the model as trained; below 1 sharpens every position's prediction).
     """
 
     def __init__(
@@ -36,8 +38,12 @@ class DenoiserCache:
         dtype: torch.dtype = torch.float32,
         reuse: bool = True,
         autocast: torch.dtype | None = None,
+        temperature: float = 1.0,
     ) -> None:
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
         self.denoiser = denoiser
+        self.temperature = float(temperature)
         self.process = process
         self.dtype = dtype
         self.reuse = reuse and not bool(getattr(denoiser, "time_conditioned", True))
@@ -68,7 +74,7 @@ class DenoiserCache:
             )
             with torch.no_grad(), context:
                 logits = self.denoiser(xs, times, cond)
-            fresh = self.process.clean_log_probs(logits.to(self.dtype), xs).split(counts)
+            fresh = self.process.clean_log_probs(logits.to(self.dtype) / self.temperature, xs).split(counts)
             self.nfe += 1
             self.rows_evaluated += xs.shape[0]
         else:

@@ -51,6 +51,7 @@ def sample(
     autocast: torch.dtype | None = None,
     progress: bool = False,
     device: torch.device | str | None = None,
+    temperature: float = 1.0,
 ) -> SampleResult:
     """Draw samples by ancestral sampling on the grid t_i = i / steps, from t = 1 down to t = 0.
 
@@ -74,6 +75,8 @@ def sample(
         autocast: optional autocast dtype for network passes.
         progress: show a progress bar.
         device: where to sample (default: the denoiser's device).
+        temperature: divides the denoiser's logits before every reverse step (1 = the model as trained; below
+            1 trades diversity for more typical samples). Guidance applies to the tempered transition.
 
     Returns:
         A :class:`SampleResult`.
@@ -87,6 +90,8 @@ def sample(
         raise ValueError(f"num_samples and length must be >= 1, got {num_samples} and {length}")
     if final_step not in ("sample", "argmax"):
         raise ValueError(f"final_step must be 'sample' or 'argmax', got {final_step!r}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
     if posterior_dtype not in (torch.float32, torch.float64):
         raise ValueError(f"posterior_dtype must be float32 or float64, got {posterior_dtype}")
     if (fixed_mask is None) != (fixed_tokens is None):
@@ -105,7 +110,9 @@ def sample(
 
     was_training = denoiser.training
     denoiser.eval()
-    cache = DenoiserCache(denoiser, process, dtype=posterior_dtype, reuse=reuse_outputs, autocast=autocast)
+    cache = DenoiserCache(
+        denoiser, process, dtype=posterior_dtype, reuse=reuse_outputs, autocast=autocast, temperature=temperature
+    )
     xt = process.prior(num_samples, length, generator=generator, device=device)
     if fixed_mask is not None:
         xt = torch.where(fixed_mask, fixed_tokens, xt)  # type: ignore[arg-type]

@@ -37,7 +37,12 @@ def run(capsys, *argv):
         (["train", "network.dim=30"], "divisible"),
         (["sample"], "checkpoint=... is required"),
         (["sample", "checkpoint=/nonexistent/ckpt"], "no checkpoint at"),
-        (["sample", "checkpoint=x", "steps=0"], "steps must be >= 1"),
+        (["sample", "checkpoint=x", "steps=0"], "steps must be an integer >= 1"),
+        (["sample", "checkpoint=x", "steps=2.5"], "steps must be an integer >= 1, got 2.5"),
+        (["sample", "checkpoint=x", "num_samples=abc"], "num_samples must be an integer >= 1"),
+        (["sample", "checkpoint=x", "guidance_scale=abc"], "guidance_scale must be a number >= 0"),
+        (["sample", "checkpoint=x", "temperature=0"], "temperature must be a number > 0"),
+        (["sample", "checkpoint=x", "device=gpu"], "unknown device 'gpu'; allowed: cpu, cuda, cuda:N"),
         (["export", "only-one-arg"], "required"),
     ],
 )

@@ -47,3 +47,37 @@ def test_the_guidance_scale_sets_how_far_samples_move(cls):
     base = float((plain == 0).double().mean())
     # a larger scale moves further: with no KL term, Adagrad's normalised steps would make both the same
     assert shares[1] > shares[0] + 0.02 and shares[1] > base, (base, shares)
+
+
+@pytest.mark.parametrize("cls", [MaskedProcess, UniformProcess])
+def test_the_sampling_temperature_reaches_the_hidden_state_optimisation(cls):
+    """Temperature 1/2 equals a denoiser whose output layer is doubled (exact in floating point), with the
+    guidance optimising through that layer too."""
+    import copy
+
+    torch.manual_seed(1)
+    process = cls(VOCAB, LogLinearSchedule())
+    denoiser = Denoiser(DenoiserConfig(num_states=process.num_states, seq_len=LENGTH, dim=32, depth=1, heads=4)).eval()
+    with torch.no_grad():
+        for param in denoiser.parameters():
+            param.normal_(0.0, 0.2)
+        twin = copy.deepcopy(denoiser)
+        twin.out.weight.mul_(2.0)
+        twin.out.bias.mul_(2.0)
+
+    def run(model, temperature):
+        guidance = HiddenStateGuidance(model, prefer_token_zero, guidance_scale=2.0)
+        gen = torch.Generator().manual_seed(0)
+        return sample(
+            process,
+            model,
+            num_samples=64,
+            length=LENGTH,
+            steps=6,
+            guidance=guidance,
+            generator=gen,
+            temperature=temperature,
+        ).tokens
+
+    assert torch.equal(run(denoiser, 0.5), run(twin, 1.0))
+    assert not torch.equal(run(denoiser, 0.5), run(denoiser, 1.0))

@@ -71,6 +71,31 @@ def test_fixed_positions_never_change(cls):
         assert torch.equal(xt[fixed_mask], fixed_tokens[fixed_mask])
 
 
+class Doubled(torch.nn.Module):
+    """The wrapped denoiser with its logits times 2 (exact in floating point)."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+        self.time_conditioned = inner.time_conditioned
+
+    def forward(self, xt, t, cond=None):
+        return 2.0 * self.inner(xt, t, cond)
+
+
+@pytest.mark.parametrize("cls", PROCESSES)
+def test_temperature_divides_the_logits_for_unguided_and_guided_sampling(cls):
+    process, denoiser = build(cls)
+    cfg = ClassifierFreeGuidance(Condition(labels=torch.tensor([1])), guidance_scale=2.0)
+    for guidance in (None, cfg):
+        kw = {"num_samples": 64, "length": 8, "steps": 6, "guidance": guidance}
+        plain = sample(process, denoiser, generator=gen(), **kw).tokens
+        assert torch.equal(sample(process, denoiser, generator=gen(), temperature=1.0, **kw).tokens, plain)
+        halved = sample(process, denoiser, generator=gen(), temperature=0.5, **kw).tokens
+        assert torch.equal(halved, sample(process, Doubled(denoiser), generator=gen(), **kw).tokens)
+        assert not torch.equal(halved, plain)
+
+
 def test_output_reuse_saves_rows_without_changing_samples():
     """A denoiser that ignores t: reusing outputs of unchanged rows gives identical samples."""
     process, denoiser = build(MaskedProcess, time_conditioned=False)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from classifiers.pipeline import train_classifier
 from guided_diffusion.cli.config import build, compose_config, to_container
+from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import UsageError
 from guided_diffusion.pipeline import load_model
 
@@ -24,6 +25,8 @@ def main(argv: list[str]) -> int:
     if network.reads == "denoised" and denoiser is None:
         raise UsageError("classifier.reads=denoised reads a denoiser's predictions: pass denoiser=PATH")
     trainer = build(cfg.trainer)
+    if trainer.device is not None:
+        resolve_device(trainer.device)  # a one-line error when CUDA is asked for and missing
     result = train_classifier(
         domain,
         process,

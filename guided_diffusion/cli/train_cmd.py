@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from guided_diffusion.cli.config import build, compose_config, to_container
+from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.pipeline import train_denoiser
 
 
@@ -14,6 +15,8 @@ def main(argv: list[str]) -> int:
     network = build(cfg.network, domain=domain, process=process)
     objective = build(cfg.objective, process=process)
     trainer = build(cfg.trainer)
+    if trainer.device is not None:
+        resolve_device(trainer.device)  # a one-line error when CUDA is asked for and missing
     result = train_denoiser(
         domain,
         process,

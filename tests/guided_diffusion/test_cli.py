@@ -35,6 +35,7 @@ def run(capsys, *argv):
         (["train", "trainer.lr=-1"], "trainer.lr must be > 0"),
         (["train", "trainer.no_such_key=1"], "no_such_key"),
         (["train", "network.dim=30"], "divisible"),
+        (["train", "trainer.device=gpu"], "trainer.device must be cpu, cuda or null"),
         (["sample"], "checkpoint=... is required"),
         (["sample", "checkpoint=/nonexistent/ckpt"], "no checkpoint at"),
         (["sample", "checkpoint=x", "steps=0"], "steps must be an integer >= 1"),

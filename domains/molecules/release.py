@@ -105,6 +105,15 @@ def _too_large(folder: Path, kind: str) -> str | None:
     return f"not shipped: its weights take {size:.1f} MiB, over the {limit:g} MiB limit of a shipped {kind}"
 
 
+def _ship_within_limit(folder: Path, name: str, kind: str, *, ship: bool) -> tuple[Path, str]:
+    """With ``ship``, copy ``folder`` into the package unless it is over the limit of its kind. Returns where
+    the model is now, and a status note (empty, or why it was not shipped)."""
+    refused = _too_large(folder, kind) if ship else None
+    if refused:
+        return folder, f" ({refused})"
+    return (_ship(folder, name) if ship else folder), ""
+
+
 def _train(command: list[str], run_dir: Path) -> tuple[bool, int]:
     """Run one training command (resuming); return whether it reached max_steps, and the step."""
     print(f"== guide-gen {' '.join(shlex.quote(o) for o in command)}", flush=True)
@@ -164,7 +173,7 @@ def release(
 
     limit = [] if max_minutes is None else [f"trainer.max_minutes={max_minutes}"]
     status: dict[str, str] = {}
-    notes: dict[str, str] = {}  # denoisers exported but refused by the ship limit
+    notes: dict[str, str] = {}  # per exported denoiser: why it was not shipped, or empty
     exported: dict[str, Path] = {}
     for name in [m for m in names if m in MODELS]:
         run_dir = runs_dir / MODELS[name]
@@ -180,12 +189,8 @@ def release(
             exported[name] / "MODEL_CARD.md",
             model_card(name, exported[name], _recipe(preset, name, extra), None, n=n),
         )
-        refused = _too_large(exported[name], "denoiser") if ship else None
-        if ship and not refused:
-            exported[name] = _ship(exported[name], name)
+        exported[name], notes[name] = _ship_within_limit(exported[name], name, "denoiser", ship=ship)
         status[name] = f"trained: {exported[name]}"
-        if refused:
-            notes[name] = refused
     for name in [m for m in names if m in CLASSIFIERS]:
         base = CLASSIFIERS[name]
         denoiser = exported.get(base, CHECKPOINTS / base)
@@ -210,16 +215,14 @@ def release(
             folder / "MODEL_CARD.md",
             classifier_card(name, folder, _recipe(preset, name, extra)),
         )
-        refused = _too_large(folder, "classifier") if ship else None
-        status[name] = f"done: {_ship(folder, name) if ship and not refused else folder}"
-        if refused:
-            status[name] += f" ({refused})"
+        folder, note = _ship_within_limit(folder, name, "classifier", ship=ship)
+        status[name] = f"done: {folder}{note}"
     for name, folder in exported.items():
         model = load_model(folder, device=resolve_device(None))
         rows = evaluate_model(model, runs_dir / MODELS[name] / "evaluation", n=n, fcd=preset != "tiny")
         table = format_table(rows, n=n, seed=0, steps=64)
         atomic_write_text(folder / "MODEL_CARD.md", model_card(name, folder, _recipe(preset, name, extra), table, n=n))
-        status[name] = f"done: {folder}" + (f" ({notes[name]})" if name in notes else "")
+        status[name] = f"done: {folder}{notes[name]}"
     return status
 
 

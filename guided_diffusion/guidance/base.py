@@ -56,11 +56,10 @@ class GuidanceStep:
         self._clean: dict[int, Tensor] = {}
         self._reverse: dict[int, Tensor] = {}
 
-    @property
-    def temperature(self) -> float:
-        """The sampling temperature the denoiser's logits are divided by (1 = none); guidance that computes
-        clean-token probabilities from logits itself divides by it too."""
-        return self._cache.temperature
+    def logits_to_clean_log_probs(self, logits: Tensor) -> Tensor:
+        """Clean-token log-probabilities ``[B, L, S]`` of denoiser ``logits`` for ``xt``, at the sampler's
+        temperature: for guidance that computes its own logits (NOS, PPLM)."""
+        return self._cache.tempered_clean_log_probs(logits, self.xt)
 
     @property
     def dtype(self) -> torch.dtype:

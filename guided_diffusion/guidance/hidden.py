@@ -57,6 +57,7 @@ class HiddenStateGuidance(Guidance):
         if self.steps == 0 or self.guidance_scale == 0.0:
             return None
         process, xt = step.process, step.xt
+        to_log_probs = step.logits_to_clean_log_probs
         times = torch.full((xt.shape[0],), float(step.t), device=xt.device)
         # the KL runs over every position: where the process carries xt (unmasked tokens, an AR prefix) the
         # perturbed and reference distributions are the same point mass and contribute exactly 0; under uniform
@@ -64,17 +65,17 @@ class HiddenStateGuidance(Guidance):
         # which Adagrad's per-coordinate normalisation makes independent of guidance_scale.
         with torch.no_grad():
             h, c = self.denoiser.hidden_states(xt, times, None)
-            reference = process.clean_log_probs(self.denoiser.head(h, c) / step.temperature, xt)  # [B, L, S]
+            reference = to_log_probs(self.denoiser.head(h, c))  # [B, L, S]
         delta = torch.zeros_like(h, requires_grad=True)
         optimiser = torch.optim.Adagrad([delta], lr=self.step_size)
         with torch.enable_grad():
             for _ in range(self.steps):
-                log_x = process.clean_log_probs(self.denoiser.head(h + delta, c) / step.temperature, xt)
+                log_x = to_log_probs(self.denoiser.head(h + delta, c))
                 kl = (log_x.exp() * (log_x - reference)).sum(dim=(1, 2))
                 objective = self.guidance_scale * self.log_likelihood(log_x.exp(), times) - self.kl_weight * kl
                 optimiser.zero_grad()
                 (-objective.sum()).backward()
                 optimiser.step()
         with torch.no_grad():
-            log_x = process.clean_log_probs(self.denoiser.head(h + delta, c) / step.temperature, xt).to(base.dtype)
+            log_x = to_log_probs(self.denoiser.head(h + delta, c)).to(base.dtype)
             return process.reverse_log_probs(log_x, xt, step.t, step.s) - base

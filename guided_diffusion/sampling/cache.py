@@ -53,6 +53,10 @@ class DenoiserCache:
         self.rows_evaluated = 0  # rows passed through the network, over all calls
         self._entries: dict[int, tuple[Condition | None, Tensor, Tensor]] = {}
 
+    def tempered_clean_log_probs(self, logits: Tensor, xt: Tensor) -> Tensor:
+        """Clean-token log-probabilities ``[B, L, S]`` of denoiser ``logits`` at this sampler's temperature."""
+        return self.process.clean_log_probs(logits / self.temperature, xt)
+
     def clean_log_probs(self, conditions: Sequence[Condition | None], xt: Tensor, t: float) -> list[Tensor]:
         """Clean-token log-probabilities ``[B, L, S]`` of ``xt`` under each condition, in one network pass."""
         batch = xt.shape[0]
@@ -74,7 +78,7 @@ class DenoiserCache:
             )
             with torch.no_grad(), context:
                 logits = self.denoiser(xs, times, cond)
-            fresh = self.process.clean_log_probs(logits.to(self.dtype) / self.temperature, xs).split(counts)
+            fresh = self.tempered_clean_log_probs(logits.to(self.dtype), xs).split(counts)
             self.nfe += 1
             self.rows_evaluated += xs.shape[0]
         else:

@@ -90,8 +90,6 @@ def sample(
         raise ValueError(f"num_samples and length must be >= 1, got {num_samples} and {length}")
     if final_step not in ("sample", "argmax"):
         raise ValueError(f"final_step must be 'sample' or 'argmax', got {final_step!r}")
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
     if posterior_dtype not in (torch.float32, torch.float64):
         raise ValueError(f"posterior_dtype must be float32 or float64, got {posterior_dtype}")
     if (fixed_mask is None) != (fixed_tokens is None):

@@ -5,10 +5,12 @@ and the schedule are taken from that denoiser checkpoint, so the classifier matc
 
 from __future__ import annotations
 
+from classifiers.network import trunk_mismatch
 from classifiers.pipeline import train_classifier
 from guided_diffusion.cli.config import build, compose_config, to_container
 from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import UsageError
+from guided_diffusion.networks.dit import Denoiser
 from guided_diffusion.pipeline import load_model
 
 
@@ -21,9 +23,16 @@ def main(argv: list[str]) -> int:
     else:
         domain = build(cfg.domain)
         process = build(cfg.process, vocab_size=domain.tokenizer.vocab_size, schedule=build(cfg.schedule))
+    if cfg.start_from_denoiser and (denoiser is None or not isinstance(denoiser.denoiser, Denoiser)):
+        raise UsageError("start_from_denoiser=true starts from a diffusion denoiser's trunk: pass denoiser=PATH")
     network = build(cfg.classifier, domain=domain, process=process)
     if network.reads == "denoised" and denoiser is None:
         raise UsageError("classifier.reads=denoised reads a denoiser's predictions: pass denoiser=PATH")
+    if cfg.start_from_denoiser:
+        assert denoiser is not None and isinstance(denoiser.denoiser, Denoiser)
+        problem = trunk_mismatch(network, denoiser.denoiser.config)
+        if problem:
+            raise UsageError(f"{problem}; set classifier.dim, depth and heads to the denoiser's")
     trainer = build(cfg.trainer)
     if trainer.device is not None:
         resolve_device(trainer.device)  # a one-line error when CUDA is asked for and missing
@@ -34,6 +43,7 @@ def main(argv: list[str]) -> int:
         trainer,
         cfg.run_dir,
         denoiser=denoiser,
+        start_from_denoiser=bool(cfg.start_from_denoiser),
         resume=bool(cfg.resume),
         config=to_container(cfg),
     )

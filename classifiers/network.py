@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from guided_diffusion.networks.dit import Block, DenoiserConfig
+from guided_diffusion.networks.dit import Block, Denoiser, DenoiserConfig
 from guided_diffusion.networks.embeddings import TimeEmbedding
 from guided_diffusion.networks.rotary import Rotary
 
@@ -95,7 +95,8 @@ class NoisyClassifier(nn.Module):
         width = 2 * cfg.num_outputs if cfg.head == "gaussian" else cfg.num_outputs
         self.out = nn.Sequential(nn.Linear(cfg.dim, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, width))
 
-    def forward(self, x: Tensor, t: Tensor) -> ClassifierOutput:
+    def hidden_states(self, x: Tensor, t: Tensor) -> Tensor:
+        """The trunk's final hidden states ``[B, L, D]``."""
         # token ids -> embedding rows; one-hot / soft inputs [B, L, S] -> their mixture of rows
         h = F.embedding(x, self.embed) if x.dtype == torch.long else x.to(self.embed.dtype) @ self.embed
         batch = h.shape[0]
@@ -104,9 +105,66 @@ class NoisyClassifier(nn.Module):
             c = c + self.time(t.reshape(-1).expand(batch) if t.numel() == 1 else t)
         for block in self.blocks:
             h = block(h, c)
-        pooled = self.norm(h).mean(dim=1)  # [B, D]
+        return h
+
+    def forward(self, x: Tensor, t: Tensor) -> ClassifierOutput:
+        pooled = self.norm(self.hidden_states(x, t)).mean(dim=1)  # [B, D]
         out = self.out(pooled).float()
         if self.config.head == "categorical":
             return ClassifierOutput(logits=out)
         mean, log_var = out.chunk(2, dim=-1)
         return ClassifierOutput(mean=mean, log_var=log_var.clamp(-10.0, 10.0))
+
+
+def trunk_mismatch(cfg: ClassifierConfig, den: DenoiserConfig) -> str | None:
+    """Why a classifier of config ``cfg`` cannot start from a denoiser of config ``den``, or None."""
+    mismatches = [
+        f"{name} {mine} vs {theirs}"
+        for name, mine, theirs in (
+            ("states", cfg.num_states, den.num_states),
+            ("dim", cfg.dim, den.dim),
+            ("depth", cfg.depth, den.depth),
+            ("heads", cfg.heads, den.heads),
+            ("mlp_ratio", cfg.mlp_ratio, den.mlp_ratio),
+        )
+        if mine != theirs
+    ]
+    if den.positions != "rotary":
+        mismatches.append(f"positions rotary vs {den.positions}")
+    if not cfg.time_conditioning and (den.time_conditioning or den.num_classes or den.num_properties):
+        mismatches.append("the denoiser sees t or a condition, the classifier sees neither")
+    if not mismatches:
+        return None
+    return "cannot start the classifier from the denoiser (classifier vs denoiser): " + ", ".join(mismatches)
+
+
+def init_from_denoiser(classifier: NoisyClassifier, denoiser: Denoiser) -> None:
+    """Start a classifier from a trained denoiser's trunk: token embeddings, time embedding and blocks.
+
+    The denoiser's blocks were trained on the conditioning vector ``time(t) + null condition``; the
+    classifier's has no condition, so the null condition's embedding is folded into the bias of the time
+    embedding's last layer (a denoiser that does not see t gives that constant alone, with the last layer's
+    weights zeroed), and the trunk computes the denoiser's unconditional hidden states exactly. The pooled
+    head stays freshly initialised.
+
+    Raises:
+        ValueError: if the two networks differ in size, states or positions.
+    """
+    problem = trunk_mismatch(classifier.config, denoiser.config)
+    if problem:
+        raise ValueError(problem)
+    cfg = classifier.config
+    device = classifier.embed.device
+    with torch.no_grad():
+        classifier.embed.copy_(denoiser.embed.weight)
+        classifier.blocks.load_state_dict(denoiser.blocks.state_dict())
+        null = denoiser.cond(None, 1, device)[0] if denoiser.cond is not None else torch.zeros(cfg.dim, device=device)
+        if classifier.time is not None:
+            last = classifier.time.mlp[-1]
+            assert isinstance(last, nn.Linear)
+            if denoiser.time is not None:
+                classifier.time.load_state_dict(denoiser.time.state_dict())
+            else:
+                last.weight.zero_()
+                last.bias.zero_()
+            last.bias.add_(null)

@@ -9,9 +9,10 @@ from typing import Any
 import torch
 
 from classifiers.hidden import DenoisedObjective
-from classifiers.network import ClassifierConfig, Head, NoisyClassifier
+from classifiers.network import ClassifierConfig, Head, NoisyClassifier, init_from_denoiser
 from classifiers.objective import ClassifierObjective
 from guided_diffusion.data import Domain
+from guided_diffusion.networks.dit import Denoiser
 from guided_diffusion.pipeline import LoadedModel
 from guided_diffusion.processes import DiffusionProcess
 from guided_diffusion.training.trainer import TrainerConfig, TrainResult, train
@@ -49,15 +50,22 @@ def train_classifier(
     run_dir: str | Path,
     *,
     denoiser: LoadedModel | None = None,
+    start_from_denoiser: bool = False,
     resume: bool = False,
     config: dict[str, Any] | None = None,
     log: bool = True,
 ) -> TrainResult:
     """Train a classifier on ``domain``, corrupting with ``process``; the checkpoint records the process
-    and schedule (and, for classifiers reading a denoiser's predictions, which denoiser).
+    and schedule (and, for classifiers reading a denoiser's predictions or started from its trunk, which
+    denoiser).
+
+    Args:
+        start_from_denoiser: initialise the classifier's embeddings and blocks from ``denoiser`` (same
+            width, depth and heads; see :func:`classifiers.network.init_from_denoiser`).
 
     Raises:
-        ValueError: if a ``reads=denoised`` classifier is asked for without its denoiser.
+        ValueError: if a ``reads=denoised`` classifier or ``start_from_denoiser`` is asked for without a
+            denoiser, or the denoiser's trunk does not fit the classifier.
     """
     train_data, val_data = domain.datasets()
     torch.manual_seed(trainer.seed)
@@ -70,12 +78,17 @@ def train_classifier(
     else:
         objective = ClassifierObjective(process, head=network.head, output_names=names)
     model = NoisyClassifier(network)
+    if start_from_denoiser:
+        if denoiser is None or not isinstance(denoiser.denoiser, Denoiser):
+            raise ValueError("starting a classifier from a denoiser needs a diffusion denoiser=PATH")
+        init_from_denoiser(model, denoiser.denoiser)
     metadata = {
         "kind": "classifier",
         "classifier": network.to_json(),
         "process": process.to_json(),
         "domain": {"name": domain.name, "state": domain.state(), "property_names": list(domain.property_names)},
         "denoiser": denoiser_identity(denoiser) if denoiser is not None and network.reads == "denoised" else None,
+        "started_from": denoiser_identity(denoiser) if denoiser is not None and start_from_denoiser else None,
         "config": config or {},
     }
     return train(model, objective, train_data, val_data, trainer, run_dir, metadata=metadata, resume=resume, log=log)

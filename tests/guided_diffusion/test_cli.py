@@ -45,6 +45,7 @@ def run(capsys, *argv):
         (["sample", "checkpoint=x", "temperature=0"], "temperature must be a number > 0"),
         (["sample", "checkpoint=x", "device=gpu"], "unknown device 'gpu'; allowed: cpu, cuda, cuda:N"),
         (["export", "only-one-arg"], "required"),
+        (["train-classifier", "start_from_denoiser=true"], "pass denoiser=PATH"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_2(capsys, argv, needle):
@@ -92,3 +93,12 @@ def test_train_then_sample_with_cfg_then_export(tmp_path, capsys):
         capsys, "sample", f"checkpoint={tmp_path / 'shipped'}", "num_samples=4", "steps=4", "progress=false"
     )
     assert code == 0, err
+    # a regressor started from the exported denoiser's trunk must share its size
+    trainer = ["trainer.max_steps=2", "trainer.batch_size=8", "trainer.warmup_steps=1", "trainer.device=cpu"]
+    start = ["train-classifier", f"denoiser={tmp_path / 'shipped'}", "start_from_denoiser=true", *trainer]
+    start.append("classifier.head=categorical")
+    code, _, err = run(capsys, *start, f"run_dir={tmp_path / 'bad'}")
+    assert code == 2 and "dim 128 vs 64" in err and len(err.strip().splitlines()) == 1
+    code, out, err = run(capsys, *start, "classifier.dim=64", f"run_dir={tmp_path / 'reg'}")
+    assert code == 0, err
+    assert "finished at step 2" in out

@@ -106,3 +106,30 @@ def test_rotary_rotates_channel_pairs_and_scores_depend_on_offsets_only():
     seq_q = rot(q.expand(1, 1, 16, 8))[0, 0]
     seq_k = rot(k.expand(1, 1, 16, 8))[0, 0]
     torch.testing.assert_close(seq_q[3] @ seq_k[1], seq_q[9] @ seq_k[7], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("time_conditioning", [True, False])
+def test_a_classifier_started_from_a_denoiser_computes_its_unconditional_hidden_states(time_conditioning):
+    from classifiers.network import ClassifierConfig, NoisyClassifier, init_from_denoiser
+
+    denoiser = net(num_properties=2, time_conditioning=time_conditioning)
+    classifier = NoisyClassifier(ClassifierConfig(num_states=9, seq_len=12, num_outputs=2, dim=32, depth=2, heads=4))
+    x, t = torch.randint(0, 9, (3, 12)), torch.rand(3)
+    assert not torch.allclose(classifier.hidden_states(x, t), denoiser.hidden_states(x, t)[0])
+    init_from_denoiser(classifier, denoiser)
+    torch.testing.assert_close(classifier.hidden_states(x, t), denoiser.hidden_states(x, t, None)[0])
+    soft = torch.nn.functional.one_hot(x, 9).float()  # what first-order guidance feeds it
+    torch.testing.assert_close(classifier.hidden_states(soft, t), denoiser.hidden_states(x, t, None)[0])
+
+
+def test_a_classifier_of_another_size_cannot_start_from_a_denoiser():
+    from classifiers.network import ClassifierConfig, NoisyClassifier, init_from_denoiser
+
+    classifier = NoisyClassifier(ClassifierConfig(num_states=9, seq_len=12, num_outputs=1, dim=32, depth=3, heads=4))
+    with pytest.raises(ValueError, match="depth 3 vs 2"):
+        init_from_denoiser(classifier, net())
+    blind = NoisyClassifier(
+        ClassifierConfig(num_states=9, seq_len=12, num_outputs=1, dim=32, depth=2, heads=4, time_conditioning=False)
+    )
+    with pytest.raises(ValueError, match="sees t or a condition"):
+        init_from_denoiser(blind, net(time_conditioning=True))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -69,16 +70,18 @@ class ClassifierObjective:
         return batch.seq_len
 
     @torch.no_grad()
-    def evaluate(self, model: nn.Module, data: TokenDataset, *, batch_size: int, seed: int) -> dict[str, float]:
-        """Loss over all t, and per t bin the RMSE of each output (regressor, normalised units) or the
-        accuracy (classifier)."""
+    def evaluate(
+        self, model: nn.Module, data: TokenDataset, *, batch_size: int, seed: int, bins: Sequence[float] = T_BINS
+    ) -> dict[str, float]:
+        """Loss over all t, and per t bin (edges ``bins``) the RMSE of each output (regressor, normalised
+        units) or the accuracy (classifier)."""
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
         gen = torch.Generator(device=device).manual_seed(seed)
         metrics: dict[str, float] = {}
         total_loss, total_rows = 0.0, 0
-        for lo, hi in itertools.pairwise(T_BINS):
+        for lo, hi in itertools.pairwise(bins):
             sq = torch.zeros(len(self.output_names), device=device)
             count = torch.zeros(len(self.output_names), device=device)
             correct, rows = 0.0, 0

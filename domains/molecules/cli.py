@@ -253,7 +253,8 @@ def evaluate_main(argv: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point registered as the ``molecules`` command (sub-actions: score, evaluate, release)."""
+    """Entry point registered as the ``molecules`` command (sub-actions: score, evaluate, bench-guidance,
+    check-regressor, release)."""
     if argv and argv[0] == "score":
         return score_main(argv[1:])
     if argv and argv[0] == "evaluate":
@@ -262,6 +263,10 @@ def main(argv: list[str]) -> int:
         from domains.molecules.bench import main as bench_main
 
         return bench_main(argv[1:])
+    if argv and argv[0] == "check-regressor":
+        from domains.molecules.regressor_check import main as check_main
+
+        return check_main(argv[1:])
     if argv and argv[0] == "release":
         from domains.molecules.release import main as release_main
 

@@ -72,8 +72,8 @@ PRESETS: dict[str, dict[str, list[str]]] = {
     "gpu": {
         "denoiser": ["network=mol_gpu", "domain.max_train=null", "trainer.max_steps=60000", *_GPU_TRAINER],
         "classifier": [
-            # trained from scratch at this size (the CPU recipe starts the MOSES regressor from its denoiser's
-            # trunk, whose size the GPU denoiser does not share)
+            # trained from scratch at this size (start_from_denoiser=true needs the denoiser's width, depth and
+            # heads)
             "start_from_denoiser=false",
             "classifier.dim=160",
             "classifier.depth=4",

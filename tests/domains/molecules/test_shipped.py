@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from domains.molecules.generate import CHECKPOINTS
-from domains.molecules.release import CLASSIFIERS, MODELS
+from domains.molecules.release import CLASSIFIERS, MODELS, SHIP_LIMIT_MIB
 from guided_diffusion.cli.main import main
 from guided_diffusion.pipeline import load_model
 
@@ -21,7 +21,7 @@ def test_the_default_model_is_shipped():
 def test_each_shipped_checkpoint_is_small_documented_and_named_in_the_release_recipe(folder):
     assert folder.name in MODELS or folder.name in CLASSIFIERS
     size = sum(p.stat().st_size for p in folder.iterdir())
-    limit = 8 if folder.name in MODELS else 4
+    limit = SHIP_LIMIT_MIB["denoiser" if folder.name in MODELS else "classifier"]
     assert size <= limit * 2**20, f"{folder.name} is {size / 2**20:.1f} MiB (limit {limit} MiB)"
     card = (folder / "MODEL_CARD.md").read_text()
     assert "**Command**" in card and "guide-gen molecules release" in card
@@ -48,3 +48,26 @@ def test_the_benchmark_runs_every_method_on_the_shipped_qm9_models(tmp_path, cap
     frame = pd.read_csv(out / "results.csv")
     assert set(frame["method"]) == set(METHODS) and (frame["samples"] == 8).all()
     assert (frame["valid"] <= 8).all() and (frame["valid"] > 0).any()
+
+
+def test_check_regressor_scores_validation_and_sampled_molecules(tmp_path, capsys):
+    samples = tmp_path / "s.csv"
+    pd.DataFrame({"smiles": ["CC1=CC=CC=C1O", "OCC1CC1", "not a molecule", "C1CC2CC1C2N"]}).to_csv(samples, index=False)
+    argv = ["molecules", "check-regressor", "--checkpoint", str(CHECKPOINTS / "qm9_udlm"), "--t-bins", "0,0.1"]
+    assert main([*argv, "--samples", str(samples)]) == 0
+    out = capsys.readouterr().out
+    table = [line.split("|")[1:-1] for line in out.splitlines() if line.count("|") == 3 and "---" not in line]
+    rmse = {name.strip(): float(value) for name, value in table[1:]}
+    assert set(rmse) == {"qed", "rings"} and rmse["rings"] < 0.8  # clean ring counts are easy to read
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.count("|") == 9 and "---" not in line]
+    by_group = {(r[0].strip(), r[1].strip()): r for r in rows[1:]}
+    assert {k[1] for k in by_group} == {"validation", "samples"}
+    assert int(by_group[("rings", "samples")][2]) == 3  # the invalid SMILES is left out
+    assert float(by_group[("rings", "validation")][5]) > 0.5  # predicted and true ring counts correlate
+    for bad, needle in (
+        (["--t-bins", "0.5,0.1"], "--t-bins must be increasing"),
+        (["--samples", str(tmp_path / "missing.csv")], "no such file"),
+        (["--classifier", str(CHECKPOINTS / "qm9_udlm_denoised_regressor")], "is not a regressor reading xt"),
+    ):
+        assert main([*argv[:4], *bad]) == 2
+        assert needle in capsys.readouterr().err

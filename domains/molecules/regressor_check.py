@@ -1,0 +1,127 @@
+"""``guide-gen molecules check-regressor``: how well a noisy regressor judges molecules, on the data it was
+trained for and on a sampler's own molecules.
+
+D-CBG can only steer as well as its regressor judges the molecules the sampler makes. This prints the
+validation RMSE of every output by diffusion time (normalised units), and, for the clean molecules of a
+samples CSV (``guide-gen molecules --out``, ``evaluate``'s CSVs) beside as many validation molecules, the
+true (RDKit) and predicted means, the correlation, the RMSE and the predicted standard deviation at t = 0.
+
+    guide-gen molecules check-regressor --samples runs/eval/unguided.csv
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from classifiers import load_classifier
+from classifiers.objective import ClassifierObjective
+from domains.molecules.domain import MoleculeDomain
+from domains.molecules.generate import default_classifier, shipped_checkpoint
+from domains.molecules.properties import compute_properties, parse_molecule
+from guided_diffusion.cli.errors import ArgumentParser, UsageError
+from guided_diffusion.pipeline import load_model
+
+DEFAULT_BINS = "0,0.02,0.1,0.2,0.35,0.5"
+
+
+def _bins(text: str) -> list[float]:
+    try:
+        edges = [float(x) for x in text.split(",")]
+    except ValueError:
+        edges = []
+    if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)) or edges[0] < 0 or edges[-1] > 1:
+        raise UsageError(f"--t-bins must be increasing comma-separated times in [0, 1], got {text!r}")
+    return edges
+
+
+def judge(
+    regressor: torch.nn.Module, domain: MoleculeDomain, smiles: list[str], names: list[str]
+) -> dict[str, dict[str, float]]:
+    """Per output: true (RDKit) and predicted means, correlation, RMSE and mean predicted sd, in property
+    units, of the regressor reading ``smiles`` clean (t = 0). Molecules the tokenizer cannot encode at the
+    model's length are left out."""
+    tokens, kept = domain.encode_filtered(smiles, what="molecules")
+    kept_smiles = [smiles[i] for i in kept]
+    true = compute_properties(kept_smiles, names)
+    with torch.no_grad():
+        out = regressor(tokens, torch.zeros(len(tokens)))
+    result = {}
+    for j, name in enumerate(names):
+        mean, std = domain.normalizer[name]
+        pred = out.mean[:, j].numpy() * std + mean
+        sd = float(np.exp(0.5 * out.log_var[:, j].numpy()).mean() * std)
+        y = true[:, j]
+        result[name] = {
+            "n": float(len(y)),
+            "true_mean": float(y.mean()),
+            "predicted_mean": float(pred.mean()),
+            "correlation": float(np.corrcoef(pred, y)[0, 1]),
+            "rmse": float(np.sqrt(((pred - y) ** 2).mean())),
+            "predicted_sd": sd,
+        }
+    return result
+
+
+def main(argv: list[str]) -> int:
+    p = ArgumentParser(prog="guide-gen molecules check-regressor", description=__doc__.splitlines()[0])
+    p.add_argument("--checkpoint", default=None, help="denoiser folder (default: the shipped MOSES UDLM)")
+    p.add_argument("--classifier", default=None, help="regressor folder (default: the denoiser's shipped one)")
+    p.add_argument("--samples", default=None, help="CSV with a 'smiles' column: the sampler's molecules")
+    p.add_argument("--t-bins", default=DEFAULT_BINS, help=f"edges of the time bins (default {DEFAULT_BINS})")
+    p.add_argument("--threads", type=int, default=None, help="torch threads")
+    args = p.parse_args(argv)
+    bins = _bins(args.t_bins)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    model = load_model(Path(args.checkpoint) if args.checkpoint else shipped_checkpoint("moses", "udlm"))
+    if not isinstance(model.domain, MoleculeDomain):
+        raise UsageError(f"{model.path} is not a molecule model")
+    try:
+        path = Path(args.classifier) if args.classifier else default_classifier(model)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    loaded = load_classifier(path, denoiser=model)
+    if loaded.config.head != "gaussian" or loaded.config.reads != "tokens":
+        raise UsageError(
+            f"{path} is not a regressor reading xt (head {loaded.config.head}, reads {loaded.config.reads})"
+        )
+    names = list(loaded.config.output_names)
+    smiles: list[str] = []
+    if args.samples:
+        csv = Path(args.samples)
+        if not csv.is_file():
+            raise UsageError(f"no such file: {csv}")
+        table = pd.read_csv(csv, keep_default_na=False)
+        if "smiles" not in table.columns:
+            raise UsageError(f"{csv} has no 'smiles' column (columns: {', '.join(map(str, table.columns))})")
+        smiles = [str(s) for s in table["smiles"] if str(s) and parse_molecule(str(s)) is not None]
+    _, val = model.domain.datasets()
+    objective = ClassifierObjective(model.process, head="gaussian", output_names=names)
+    metrics = objective.evaluate(loaded.classifier, val, batch_size=256, seed=0, bins=bins)
+    print(f"{path}: validation RMSE (normalised units) on {len(val):,} molecules, seed 0")
+    tags = [f"t{lo:.2f}-{hi:.2f}" for lo, hi in itertools.pairwise(bins)]
+    print("| output | " + " | ".join(f"t in [{lo:g}, {hi:g})" for lo, hi in itertools.pairwise(bins)) + " |")
+    print("|---|" + "---|" * len(tags))
+    for name in names:
+        print(f"| {name} | " + " | ".join(f"{metrics[f'val_rmse/{name}/{tag}']:.3f}" for tag in tags) + " |")
+    print(f"Gaussian NLL over t in [{bins[0]:g}, {bins[-1]:g}): {metrics['val_loss']:.3f}")
+    if not smiles:
+        return 0
+    reference = model.domain.tokenizer.decode(val.tokens[: len(smiles)])
+    print(f"\nClean molecules (t = 0), property units: {args.samples} against as many validation molecules")
+    print("| output | inputs | n | true mean | predicted mean | correlation | RMSE | predicted sd |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, group in (("validation", reference), ("samples", smiles)):
+        for name, row in judge(loaded.classifier, model.domain, group, names).items():
+            print(
+                f"| {name} | {label} | {row['n']:.0f} | {row['true_mean']:.3f} | {row['predicted_mean']:.3f} | "
+                f"{row['correlation']:.2f} | {row['rmse']:.3f} | {row['predicted_sd']:.3f} |"
+            )
+    return 0

@@ -339,7 +339,12 @@ def classifier_card(name: str, folder: Path, command: str) -> str:
         f"- **Command**: `{command}`",
         f"- **Data**: {data['train_size']:,} training molecules, validation {data['val_size']:,}.",
         f"- **Network**: width {cfg['dim']}, {cfg['depth']} blocks; {_steps(meta)}; "
-        f"{training['wall_seconds'] / 60:.1f} min on {training['hardware']}.",
+        f"{training['wall_seconds'] / 60:.1f} min on {training['hardware']}"
+        + (
+            f"; started from the embeddings and blocks of its denoiser at step {meta['started_from']['step']:,}."
+            if meta.get("started_from")
+            else "; started from random weights."
+        ),
         "",
         "## Validation RMSE (normalised units) by diffusion time",
         "",

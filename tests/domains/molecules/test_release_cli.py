@@ -242,6 +242,10 @@ def test_a_classifier_card_says_when_its_run_was_never_validated(tmp_path):
     (tmp_path / "model.json").write_text(json.dumps(meta))
     card = classifier_card("r", tmp_path, "guide-gen molecules release")
     assert "Not validated yet" in card and "| qed |" not in card
+    assert "started from random weights" in card
+    meta["started_from"] = {"step": 5000, "train_fingerprint": "x", "network": {}}
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    assert "started from the embeddings and blocks of its denoiser at step 5,000" in classifier_card("r", tmp_path, "c")
 
 
 @pytest.mark.parametrize("preset", ["cpu", "gpu", "tiny"])

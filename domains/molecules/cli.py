@@ -159,10 +159,8 @@ def generate_main(argv: list[str]) -> int:
     return 0
 
 
-def score_main(argv: list[str]) -> int:
-    args = _score_parser().parse_args(argv)
-    targets = _targets(args.target)
-    path = Path(args.csv)
+def read_smiles_csv(path: Path) -> list[str]:
+    """The ``smiles`` column of a CSV, as strings (one-line usage errors for a missing or unreadable file)."""
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
     try:
@@ -171,7 +169,14 @@ def score_main(argv: list[str]) -> int:
         raise UsageError(f"{path} is not a readable CSV: {err}") from None
     if "smiles" not in table.columns:
         raise UsageError(f"{path} has no 'smiles' column (columns: {', '.join(map(str, table.columns))})")
-    smiles = [str(s) for s in table["smiles"]]
+    return [str(s) for s in table["smiles"]]
+
+
+def score_main(argv: list[str]) -> int:
+    args = _score_parser().parse_args(argv)
+    targets = _targets(args.target)
+    path = Path(args.csv)
+    smiles = read_smiles_csv(path)
     fcd = None if args.no_fcd or not fcd_path(args.dataset).is_file() else fcd_path(args.dataset)
     report, _, _ = evaluate(smiles, targets=targets, novelty=load_novelty(args.dataset), fcd_reference=fcd)
     print(f"{path}: {report.n} samples scored with RDKit against {args.dataset}")

@@ -15,11 +15,11 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from classifiers import load_classifier
 from classifiers.objective import ClassifierObjective
+from domains.molecules.cli import read_smiles_csv
 from domains.molecules.domain import MoleculeDomain
 from domains.molecules.generate import default_classifier, shipped_checkpoint
 from domains.molecules.properties import compute_properties, parse_molecule
@@ -95,13 +95,7 @@ def main(argv: list[str]) -> int:
     names = list(loaded.config.output_names)
     smiles: list[str] = []
     if args.samples:
-        csv = Path(args.samples)
-        if not csv.is_file():
-            raise UsageError(f"no such file: {csv}")
-        table = pd.read_csv(csv, keep_default_na=False)
-        if "smiles" not in table.columns:
-            raise UsageError(f"{csv} has no 'smiles' column (columns: {', '.join(map(str, table.columns))})")
-        smiles = [str(s) for s in table["smiles"] if str(s) and parse_molecule(str(s)) is not None]
+        smiles = [s for s in read_smiles_csv(Path(args.samples)) if s and parse_molecule(s) is not None]
     _, val = model.domain.datasets()
     objective = ClassifierObjective(model.process, head="gaussian", output_names=names)
     metrics = objective.evaluate(loaded.classifier, val, batch_size=256, seed=0, bins=bins)

@@ -1,21 +1,34 @@
 """``guide-gen train-classifier [key=value ...]``: train a noisy classifier or regressor
 (configs/train_classifier.yaml). With ``denoiser=PATH`` the domain state (tokenizer, normalisers), the process
 and the schedule are taken from that denoiser checkpoint, so the classifier matches it exactly;
-``classifier.reads=denoised`` trains an attribute model on that denoiser's predictions (NOS, PPLM)."""
+``classifier.reads=denoised`` trains an attribute model on that denoiser's predictions (NOS, PPLM).
+
+``extra_data=CSV`` adds labelled rows to the training set: the items of the CSV's first column (``guide-gen
+molecules --out`` writes ``smiles`` first), labelled by the domain's oracles. Trained on the sampler's own
+output, a regressor learns to judge the molecules it will guide, not only the dataset's. ``init_from=PATH``
+fine-tunes a classifier of the same configuration instead of starting from random weights."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pandas as pd
+
+from classifiers.checkpoint import load_classifier
 from classifiers.network import trunk_mismatch
 from classifiers.pipeline import train_classifier
 from guided_diffusion.cli.config import build, compose_config, to_container
 from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import UsageError
+from guided_diffusion.data import Domain, LabellingDomain, TokenDataset
 from guided_diffusion.networks.dit import Denoiser
 from guided_diffusion.pipeline import load_model
 
 
 def main(argv: list[str]) -> int:
     cfg = compose_config("train_classifier", argv)
+    if cfg.init_from and cfg.start_from_denoiser:
+        raise UsageError("init_from=PATH and start_from_denoiser=true are two starts: choose one")
     denoiser = None
     if cfg.denoiser:
         denoiser = load_model(cfg.denoiser)
@@ -33,6 +46,17 @@ def main(argv: list[str]) -> int:
         problem = trunk_mismatch(network, denoiser.denoiser.config)
         if problem:
             raise UsageError(f"{problem}; set classifier.dim, depth and heads to the denoiser's")
+    init_from = None
+    if cfg.init_from:
+        init_from = load_classifier(cfg.init_from, process=process)
+        if init_from.config != network:
+            raise UsageError(
+                f"init_from={cfg.init_from} is a different classifier ({init_from.config.to_json()}); "
+                "set the classifier options to its configuration"
+            )
+    if int(cfg.extra_repeat) < 1:
+        raise UsageError(f"extra_repeat must be a whole number >= 1, got {cfg.extra_repeat}")
+    extra = read_extra_data(domain, Path(cfg.extra_data)) if cfg.extra_data else None
     trainer = build(cfg.trainer)
     if trainer.device is not None:
         resolve_device(trainer.device)  # a one-line error when CUDA is asked for and missing
@@ -44,9 +68,32 @@ def main(argv: list[str]) -> int:
         cfg.run_dir,
         denoiser=denoiser,
         start_from_denoiser=bool(cfg.start_from_denoiser),
+        init_from=init_from,
+        extra=extra,
+        extra_repeat=int(cfg.extra_repeat),
+        extra_source=str(cfg.extra_data) if cfg.extra_data else None,
         resume=bool(cfg.resume),
         config=to_container(cfg),
     )
     state = "finished" if result.finished else "paused (resume=true continues)"
     print(f"{state} at step {result.step}; checkpoint: {result.checkpoint}")
     return 0
+
+
+def read_extra_data(domain: Domain, path: Path) -> TokenDataset:
+    """The items of ``path``'s first column, labelled by ``domain``'s oracles (one-line usage errors)."""
+    if not isinstance(domain, LabellingDomain):
+        raise UsageError(f"the {domain.name} domain cannot label extra data; extra_data works for molecules")
+    if not path.is_file():
+        raise UsageError(f"extra_data: no such file: {path}")
+    try:
+        table = pd.read_csv(path, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+        raise UsageError(f"extra_data: {path} is not a readable CSV: {err}") from None
+    if table.empty:
+        raise UsageError(f"extra_data: {path} has no rows")
+    items = [str(x) for x in table.iloc[:, 0]]
+    try:
+        return domain.labelled_dataset(items, what=f"extra data {path}")
+    except ValueError as err:
+        raise UsageError(f"extra_data: {err}") from None

@@ -4,18 +4,21 @@ or (NOS, PPLM) a frozen denoiser's predicted clean-token distribution."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from classifiers.hidden import DenoisedObjective
 from classifiers.network import ClassifierConfig, Head, NoisyClassifier, init_from_denoiser
 from classifiers.objective import ClassifierObjective
-from guided_diffusion.data import Domain
+from guided_diffusion.data import Domain, TokenDataset
 from guided_diffusion.networks.dit import Denoiser
 from guided_diffusion.pipeline import LoadedModel
 from guided_diffusion.processes import DiffusionProcess
 from guided_diffusion.training.trainer import TrainerConfig, TrainResult, train
+
+if TYPE_CHECKING:
+    from classifiers.checkpoint import LoadedClassifier
 
 
 def output_names(domain: Domain, head: Head) -> tuple[str, ...]:
@@ -51,6 +54,10 @@ def train_classifier(
     *,
     denoiser: LoadedModel | None = None,
     start_from_denoiser: bool = False,
+    init_from: LoadedClassifier | None = None,
+    extra: TokenDataset | None = None,
+    extra_repeat: int = 1,
+    extra_source: str | None = None,
     resume: bool = False,
     config: dict[str, Any] | None = None,
     log: bool = True,
@@ -62,12 +69,26 @@ def train_classifier(
     Args:
         start_from_denoiser: initialise the classifier's embeddings and blocks from ``denoiser`` (same
             width, depth and heads; see :func:`classifiers.network.init_from_denoiser`).
+        init_from: fine-tune: start from this classifier's weights (same configuration).
+        extra: more labelled training rows (for example the sampler's own output labelled by the domain's
+            oracles, so the classifier judges what it will guide), each seen ``extra_repeat`` times per
+            epoch; ``extra_source`` names where they came from in the metadata. Validation stays the
+            domain's validation set.
 
     Raises:
         ValueError: if a ``reads=denoised`` classifier or ``start_from_denoiser`` is asked for without a
-            denoiser, or the denoiser's trunk does not fit the classifier.
+            denoiser, the denoiser's trunk does not fit the classifier, ``init_from`` has another
+            configuration, both starts are asked for, or ``extra_repeat`` < 1.
     """
+    if init_from is not None and start_from_denoiser:
+        raise ValueError("start either from a denoiser's trunk or from a classifier, not both")
+    if init_from is not None and init_from.config != network:
+        raise ValueError(f"{init_from.path} is a different classifier: {init_from.config} vs {network}")
+    if extra_repeat < 1:
+        raise ValueError(f"extra_repeat must be >= 1, got {extra_repeat}")
     train_data, val_data = domain.datasets()
+    if extra is not None:
+        train_data = TokenDataset.concat([train_data] + [extra] * extra_repeat)
     torch.manual_seed(trainer.seed)
     names = list(network.output_names)
     objective: ClassifierObjective
@@ -82,13 +103,20 @@ def train_classifier(
         if denoiser is None or not isinstance(denoiser.denoiser, Denoiser):
             raise ValueError("starting a classifier from a denoiser needs a diffusion denoiser=PATH")
         init_from_denoiser(model, denoiser.denoiser)
+    started_from = denoiser_identity(denoiser) if denoiser is not None and start_from_denoiser else None
+    if init_from is not None:
+        model.load_state_dict(init_from.classifier.state_dict())
+        started_from = {"kind": "classifier", "path": str(init_from.path), "step": init_from.meta.get("step")}
     metadata = {
         "kind": "classifier",
         "classifier": network.to_json(),
         "process": process.to_json(),
         "domain": {"name": domain.name, "state": domain.state(), "property_names": list(domain.property_names)},
         "denoiser": denoiser_identity(denoiser) if denoiser is not None and network.reads == "denoised" else None,
-        "started_from": denoiser_identity(denoiser) if denoiser is not None and start_from_denoiser else None,
+        "started_from": started_from,
+        "extra_data": None
+        if extra is None
+        else {"source": extra_source, "rows": len(extra), "repeat": extra_repeat, "fingerprint": extra.fingerprint()},
         "config": config or {},
     }
     return train(model, objective, train_data, val_data, trainer, run_dir, metadata=metadata, resume=resume, log=log)

@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import torch
 from torch import Tensor
 
 
@@ -49,6 +50,26 @@ class TokenDataset:
             labels=None if self.labels is None else self.labels[index],
             values=None if self.values is None else self.values[index],
         )
+
+    @staticmethod
+    def concat(parts: list[TokenDataset]) -> TokenDataset:
+        """The rows of ``parts`` one after another (all with the same length and the same targets present)."""
+        if not parts:
+            raise ValueError("concat needs at least one dataset")
+        for name in ("labels", "values"):
+            present = {getattr(p, name) is not None for p in parts}
+            if len(present) > 1:
+                raise ValueError(f"cannot concatenate datasets where only some have {name}")
+        if len({p.seq_len for p in parts}) > 1:
+            raise ValueError(f"cannot concatenate datasets of lengths {sorted({p.seq_len for p in parts})}")
+
+        def cat(name: str) -> Tensor | None:
+            tensors = [getattr(p, name) for p in parts]
+            return None if tensors[0] is None else torch.cat(tensors)
+
+        tokens = cat("tokens")
+        assert tokens is not None
+        return TokenDataset(tokens=tokens, labels=cat("labels"), values=cat("values"))
 
     def fingerprint(self) -> str:
         """sha256 over the tensors' bytes: identifies the exact training data in checkpoints."""
@@ -100,4 +121,15 @@ class Domain(Protocol):
 
     def state(self) -> dict[str, Any]:
         """JSON-serialisable state that rebuilds this domain without its data (vocabulary, normalisers)."""
+        ...
+
+
+@runtime_checkable
+class LabellingDomain(Domain, Protocol):
+    """A domain whose oracles can label new items (molecules: RDKit properties), so that classifiers can also
+    learn from a sampler's own output (``guide-gen train-classifier extra_data=CSV``)."""
+
+    def labelled_dataset(self, items: list[str], *, what: str) -> TokenDataset:
+        """Encode and label ``items``; items that cannot be encoded at ``seq_len`` or labelled (for molecules:
+        invalid SMILES) are dropped with a count on stderr."""
         ...

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from domains.molecules.datasets import MoleculeSplits, cached_properties, cached_tokens, load_moses, load_qm9
-from domains.molecules.properties import get_property
+from domains.molecules.properties import compute_properties_parallel, get_property
 from domains.molecules.tokenizers import MoleculeTokenizer, Representation
 from guided_diffusion.data import TokenDataset
 
@@ -180,6 +180,25 @@ class MoleculeDomain:
         return self._dataset(self._train_smiles(), f"{self.dataset} train"), self._dataset(
             self.splits.val, f"{self.dataset} validation"
         )
+
+    def labelled_dataset(self, items: list[str], *, what: str) -> TokenDataset:
+        """Molecules labelled with RDKit (for example a sampler's own output, for classifiers that should judge
+        it): those that do not fit the model or are not valid molecules are dropped, with counts on stderr.
+
+        Raises:
+            ValueError: if no molecule is left.
+        """
+        if not self.property_names:
+            raise ValueError("this molecules domain has no properties to label molecules with")
+        tokens, rows = self.encode_filtered(items, what=what)
+        values = compute_properties_parallel([items[i] for i in rows], self.property_names, workers=self.workers)
+        valid = ~np.isnan(values).any(axis=1)
+        if not valid.all():
+            print(f"{what}: dropped {int((~valid).sum())} invalid molecules (kept {int(valid.sum())})", file=sys.stderr)
+        if not valid.any():
+            raise ValueError(f"{what}: no valid molecule to learn from")
+        keep = torch.from_numpy(np.flatnonzero(valid))
+        return TokenDataset(tokens=tokens[keep], values=self.normalize(torch.from_numpy(values[valid])))
 
     # ------------------------------------------------------------------ checkpoint state
     def state(self) -> dict[str, Any]:

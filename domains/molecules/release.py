@@ -12,6 +12,7 @@ import json
 import shlex
 import shutil
 from pathlib import Path
+from typing import Any
 
 from classifiers.cli import main as classifier_main
 from domains.molecules.generate import CHECKPOINTS
@@ -322,6 +323,25 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _start(meta: dict[str, Any]) -> str:
+    start = meta.get("started_from")
+    if not start:
+        return "started from random weights"
+    if start.get("kind") == "classifier":
+        return f"fine-tuned from the classifier {start['path']} (step {start['step']:,})"
+    return f"started from the embeddings and blocks of its denoiser at step {start['step']:,}"
+
+
+def _extra_data(meta: dict[str, Any]) -> str:
+    extra = meta.get("extra_data")
+    if not extra:
+        return ""
+    return (
+        f" (of which {extra['rows'] * extra['repeat']:,} are the {extra['rows']:,} molecules of {extra['source']}, "
+        f"labelled with RDKit, each {extra['repeat']} times)"
+    )
+
+
 def classifier_card(name: str, folder: Path, command: str) -> str:
     """Markdown card of a classifier: what it reads, training facts, and validation error per t bin."""
     meta = read_json(folder, "model")
@@ -337,14 +357,9 @@ def classifier_card(name: str, folder: Path, command: str) -> str:
         f"outputs {', '.join(cfg['output_names'])} (normalised units: (value - mean) / sd of the training set).",
         "",
         f"- **Command**: `{command}`",
-        f"- **Data**: {data['train_size']:,} training molecules, validation {data['val_size']:,}.",
+        f"- **Data**: {data['train_size']:,} training rows{_extra_data(meta)}, validation {data['val_size']:,}.",
         f"- **Network**: width {cfg['dim']}, {cfg['depth']} blocks; {_steps(meta)}; "
-        f"{training['wall_seconds'] / 60:.1f} min on {training['hardware']}"
-        + (
-            f"; started from the embeddings and blocks of its denoiser at step {meta['started_from']['step']:,}."
-            if meta.get("started_from")
-            else "; started from random weights."
-        ),
+        f"{training['wall_seconds'] / 60:.1f} min on {training['hardware']}; {_start(meta)}.",
         "",
         "## Validation RMSE (normalised units) by diffusion time",
         "",

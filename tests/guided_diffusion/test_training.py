@@ -147,3 +147,17 @@ def test_precision_choice():
     assert (auto.autocast is torch.bfloat16) == (auto.bf16_flops >= 1.3 * auto.fp32_flops)
     with pytest.raises(ValueError):
         choose_precision("fp8", cpu)
+
+
+def test_token_datasets_concatenate_row_for_row_and_refuse_mismatches():
+    from guided_diffusion.data import TokenDataset
+
+    a = TokenDataset(tokens=torch.zeros(2, 4, dtype=torch.long), values=torch.zeros(2, 3))
+    b = TokenDataset(tokens=torch.ones(3, 4, dtype=torch.long), values=torch.ones(3, 3))
+    both = TokenDataset.concat([a, b, b])
+    assert len(both) == 8 and both.labels is None
+    assert both.tokens[:2].eq(0).all() and both.tokens[2:].eq(1).all() and both.values[2:].eq(1).all()
+    with pytest.raises(ValueError, match="only some have values"):
+        TokenDataset.concat([a, TokenDataset(tokens=torch.ones(3, 4, dtype=torch.long))])
+    with pytest.raises(ValueError, match="lengths"):
+        TokenDataset.concat([a, TokenDataset(tokens=torch.ones(3, 5, dtype=torch.long), values=torch.ones(3, 3))])

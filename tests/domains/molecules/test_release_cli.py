@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+import torch
 
 from guided_diffusion.cli.main import main
 
@@ -246,6 +247,58 @@ def test_a_classifier_card_says_when_its_run_was_never_validated(tmp_path):
     meta["started_from"] = {"step": 5000, "train_fingerprint": "x", "network": {}}
     (tmp_path / "model.json").write_text(json.dumps(meta))
     assert "started from the embeddings and blocks of its denoiser at step 5,000" in classifier_card("r", tmp_path, "c")
+
+
+def test_a_regressor_fine_tuned_on_sampled_molecules(tiny_release, tiny_regressor, tmp_path, capsys):
+    """extra_data labels a CSV's molecules with RDKit (invalid ones dropped) and adds them, repeated, to the
+    training rows; init_from starts from another regressor's weights; both are recorded and carded."""
+    from classifiers import load_classifier
+    from domains.molecules.release import classifier_card
+    from guided_diffusion.training.checkpoint import read_json
+
+    csv = tmp_path / "samples.csv"
+    csv.write_text("smiles,valid\nCCO,True\nC1CC1O,True\nC1CC(,False\nCC(C)O,True\n")
+    base = [
+        "train-classifier",
+        f"denoiser={tiny_release / 'shipped'}",
+        "classifier.dim=32",
+        "classifier.depth=1",
+        "trainer.max_steps=1",
+        "trainer.batch_size=32",
+        "trainer.warmup_steps=1",
+        "trainer.val_every=1",
+        "trainer.val_batches=1",
+        "trainer.lr=1e-30",
+    ]
+    run = tmp_path / "tuned"
+    code = main([*base, f"run_dir={run}", f"init_from={tiny_regressor}", f"extra_data={csv}", "extra_repeat=3"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "dropped 1 invalid molecules (kept 3)" in err
+    meta = read_json(run / "checkpoint", "model")
+    assert meta["extra_data"]["rows"] == 3 and meta["extra_data"]["repeat"] == 3
+    assert meta["started_from"]["kind"] == "classifier" and meta["started_from"]["step"] == 5
+    plain = read_json(tiny_regressor, "model")
+    assert meta["data"]["train_size"] == plain["data"]["train_size"] + 9
+    # a negligible learning rate leaves the weights where init_from put them
+    tuned, source = load_classifier(run / "checkpoint"), load_classifier(tiny_regressor)
+    for name, value in source.classifier.state_dict().items():
+        torch.testing.assert_close(tuned.classifier.state_dict()[name], value)
+    card = classifier_card("r", run / "checkpoint", "c")
+    assert "fine-tuned from the classifier" in card and f"the 3 molecules of {csv}" in card
+    # one-line usage errors
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("smiles\nC1CC(\n")
+    for extra, needle in (
+        ([f"init_from={tiny_regressor}", "classifier.dim=64"], "is a different classifier"),
+        ([f"init_from={tiny_regressor}", "start_from_denoiser=true"], "choose one"),
+        ([f"extra_data={tmp_path / 'none.csv'}"], "no such file"),
+        ([f"extra_data={bad_csv}"], "no valid molecule"),
+        ([f"extra_data={csv}", "extra_repeat=0"], "extra_repeat must be"),
+    ):
+        code = main([*base, f"run_dir={tmp_path / 'bad'}", *extra])
+        err = capsys.readouterr().err
+        assert code == 2 and needle in err.strip().splitlines()[-1], err
 
 
 @pytest.mark.parametrize("preset", ["cpu", "gpu", "tiny"])

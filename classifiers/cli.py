@@ -3,10 +3,11 @@
 and the schedule are taken from that denoiser checkpoint, so the classifier matches it exactly;
 ``classifier.reads=denoised`` trains an attribute model on that denoiser's predictions (NOS, PPLM).
 
-``extra_data=CSV`` adds labelled rows to the training set: the items of the CSV's first column (``guide-gen
-molecules --out`` writes ``smiles`` first), labelled by the domain's oracles. Trained on the sampler's own
-output, a regressor learns to judge the molecules it will guide, not only the dataset's. ``init_from=PATH``
-fine-tunes a classifier of the same configuration instead of starting from random weights."""
+``extra_data=CSV`` (or ``extra_data=[A.csv,B.csv]``) adds labelled rows to the training set: the items of
+each CSV's first column (``guide-gen molecules --out`` writes ``smiles`` first), labelled by the domain's
+oracles. Trained on the sampler's own output, a regressor learns to judge the molecules it will guide, not
+only the dataset's. ``init_from=PATH`` fine-tunes a classifier of the same configuration instead of starting
+from random weights."""
 
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ def main(argv: list[str]) -> int:
             )
     if int(cfg.extra_repeat) < 1:
         raise UsageError(f"extra_repeat must be a whole number >= 1, got {cfg.extra_repeat}")
-    extra = read_extra_data(domain, Path(cfg.extra_data)) if cfg.extra_data else None
+    sources = [cfg.extra_data] if isinstance(cfg.extra_data, str) else list(cfg.extra_data or [])
+    extra = TokenDataset.concat([read_extra_data(domain, Path(p)) for p in sources]) if sources else None
     trainer = build(cfg.trainer)
     if trainer.device is not None:
         resolve_device(trainer.device)  # a one-line error when CUDA is asked for and missing
@@ -71,7 +73,7 @@ def main(argv: list[str]) -> int:
         init_from=init_from,
         extra=extra,
         extra_repeat=int(cfg.extra_repeat),
-        extra_source=str(cfg.extra_data) if cfg.extra_data else None,
+        extra_source=", ".join(map(str, sources)) or None,
         resume=bool(cfg.resume),
         config=to_container(cfg),
     )

@@ -218,6 +218,7 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--setting", action="append", default=None, help="only these guided settings (repeatable)")
     p.add_argument("--cbg-scale", type=float, default=None, help="D-CBG guidance scale (default: --guidance-scale)")
     p.add_argument("--cbg-mode", choices=["exact", "first-order"], default="first-order")
+    p.add_argument("--classifier", default=None, help="noisy regressor for D-CBG settings (default: the shipped one)")
     p.add_argument("--out", required=True, help="folder for the CSVs, evaluation.json and evaluation.md")
     return p
 
@@ -238,6 +239,7 @@ def evaluate_main(argv: list[str]) -> int:
             if unknown:
                 raise UsageError(f"unknown settings {unknown}; allowed: {', '.join(label for label, _ in settings)}")
             settings = [(label, t) for label, t in settings if label in args.setting]
+        classifier = load_classifier(args.classifier, process=model.process) if args.classifier else None
         evaluate_model(
             model,
             args.out,
@@ -250,6 +252,7 @@ def evaluate_main(argv: list[str]) -> int:
             cbg_scale=args.cbg_scale,
             cbg_mode=args.cbg_mode,
             temperature=args.temperature,
+            classifier=classifier,
         )
     except ValueError as err:
         raise UsageError(str(err)) from None

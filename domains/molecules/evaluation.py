@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from classifiers import LoadedClassifier
 from domains.molecules.generate import Method, sample_molecules
 from domains.molecules.metrics import MoleculeReport, evaluate
 from domains.molecules.reference import fcd_path, load_novelty
@@ -97,14 +98,18 @@ def evaluate_model(
     settings: list[tuple[str, list[str]]] | None = None,
     batch_size: int = 256,
     temperature: float = 1.0,
+    classifier: LoadedClassifier | None = None,
 ) -> list[EvaluationRow]:
     """Sample and score the unguided setting and each guided setting (all at ``temperature``); writes the
-    CSVs, ``evaluation.json`` and ``evaluation.md`` to ``out_dir``."""
+    CSVs, ``evaluation.json`` and ``evaluation.md`` to ``out_dir``. D-CBG targets use ``classifier``
+    (default: the model's shipped regressor; settings with D-CBG targets are skipped when it has none)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = model.domain.dataset
     names = set(model.domain.property_names)
-    has_regressor = (model.path.parent / f"{model.path.name}_regressor" / "model.json").is_file()
+    has_regressor = (
+        classifier is not None or (model.path.parent / f"{model.path.name}_regressor" / "model.json").is_file()
+    )
     chosen = settings if settings is not None else SETTINGS[dataset]
     chosen = [
         (label, t)
@@ -122,6 +127,7 @@ def evaluate_model(
         "cbg_scale": cbg,
         "cbg_mode": cbg_mode,
         "temperature": temperature,
+        "classifier": classifier,
     }
 
     unguided_csv = out_dir / "unguided.csv"
@@ -152,6 +158,8 @@ def evaluate_model(
         )
     atomic_write_text(out_dir / "evaluation.json", json.dumps([asdict(r) for r in rows], indent=2) + "\n")
     table = format_table(rows, n=n, seed=seed, steps=steps, temperature=temperature)
+    if classifier is not None and any("cbg" in r.method for r in rows):
+        table += f"\nD-CBG regressor: {classifier.path}\n"
     atomic_write_text(out_dir / "evaluation.md", table)
     return rows
 

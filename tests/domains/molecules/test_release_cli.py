@@ -111,6 +111,7 @@ def test_molecules_command_writes_csv_and_sdf(tiny_release, tmp_path, capsys):
         (["--temperature", "inf"], "--temperature must be a number > 0"),
         (["--device", "gpu"], "unknown device 'gpu'"),
         (["evaluate", "--temperature", "-1", "--out", "x"], "--temperature must be a number > 0"),
+        (["evaluate", "--classifier", "/nonexistent", "--out", "x"], "no checkpoint at"),
         (["--checkpoint", "/nonexistent"], "no checkpoint at"),
         (["score", "/nonexistent.csv"], "no such file"),
     ],
@@ -170,6 +171,23 @@ def test_classifier_guidance_and_templates_in_the_molecules_command(tiny_release
     assert "D-CBG (first-order)" in out and "D-CBG (exact) + D-CFG" in out
     assert main([*base, "--template", "C1CC?C1", "--out", "/dev/null"]) == 0
     assert main([*base, "--template", "C1CC?C1"]) == 0
+
+
+def test_evaluation_uses_the_regressor_it_is_given(tiny_release, tiny_regressor, tmp_path):
+    from classifiers import load_classifier
+    from domains.molecules.evaluation import evaluate_model
+    from guided_diffusion.pipeline import load_model
+
+    model = load_model(tiny_release / "shipped")
+    regressor = load_classifier(tiny_regressor, process=model.process)
+    setting = ("qed>=0.55 @cbg", ["qed>=0.55@cbg"])
+    # the tiny model has no regressor beside it: without one the D-CBG setting is left out
+    assert [r.setting for r in evaluate_model(model, tmp_path / "a", n=4, steps=2, fcd=False, settings=[setting])] == [
+        "unguided"
+    ]
+    rows = evaluate_model(model, tmp_path / "b", n=4, steps=2, fcd=False, settings=[setting], classifier=regressor)
+    assert [r.method for r in rows] == ["none", "cbg (first-order) g=2"]
+    assert f"D-CBG regressor: {regressor.path}" in (tmp_path / "b" / "evaluation.md").read_text()
 
 
 def test_template_positions_are_kept(tiny_release):
@@ -271,21 +289,21 @@ def test_a_regressor_fine_tuned_on_sampled_molecules(tiny_release, tiny_regresso
         "trainer.lr=1e-30",
     ]
     run = tmp_path / "tuned"
-    code = main([*base, f"run_dir={run}", f"init_from={tiny_regressor}", f"extra_data={csv}", "extra_repeat=3"])
+    code = main([*base, f"run_dir={run}", f"init_from={tiny_regressor}", f"extra_data=[{csv},{csv}]", "extra_repeat=3"])
     err = capsys.readouterr().err
     assert code == 0, err
-    assert "dropped 1 invalid molecules (kept 3)" in err
+    assert err.count("dropped 1 invalid molecules (kept 3)") == 2
     meta = read_json(run / "checkpoint", "model")
-    assert meta["extra_data"]["rows"] == 3 and meta["extra_data"]["repeat"] == 3
+    assert meta["extra_data"]["rows"] == 6 and meta["extra_data"]["repeat"] == 3
     assert meta["started_from"]["kind"] == "classifier" and meta["started_from"]["step"] == 5
     plain = read_json(tiny_regressor, "model")
-    assert meta["data"]["train_size"] == plain["data"]["train_size"] + 9
+    assert meta["data"]["train_size"] == plain["data"]["train_size"] + 18
     # a negligible learning rate leaves the weights where init_from put them
     tuned, source = load_classifier(run / "checkpoint"), load_classifier(tiny_regressor)
     for name, value in source.classifier.state_dict().items():
         torch.testing.assert_close(tuned.classifier.state_dict()[name], value)
     card = classifier_card("r", run / "checkpoint", "c")
-    assert "fine-tuned from the classifier" in card and f"the 3 molecules of {csv}" in card
+    assert "fine-tuned from the classifier" in card and f"the 6 molecules of {csv}, {csv}" in card
     # one-line usage errors
     bad_csv = tmp_path / "bad.csv"
     bad_csv.write_text("smiles\nC1CC(\n")

@@ -11,6 +11,7 @@ import pandas as pd
 
 from domains.molecules.metrics import MoleculeReport
 from domains.molecules.properties import parse_molecule
+from guided_diffusion.training.checkpoint import creation_mode
 
 
 def samples_table(raw: list[str], canonical: list[str | None], values: np.ndarray, names: list[str]) -> pd.DataFrame:
@@ -32,6 +33,7 @@ def write_samples(table: pd.DataFrame, path: str | Path) -> int:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.fchmod(fd, creation_mode())
     os.close(fd)
     try:
         if path.suffix.lower() == ".sdf":

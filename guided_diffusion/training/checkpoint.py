@@ -24,12 +24,21 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, incomplete or does not match what it is loaded into."""
 
 
+def creation_mode(*, directory: bool = False) -> int:
+    """The permissions a plain ``open`` or ``mkdir`` would give under the current umask (temporary files and
+    folders are private; what they are renamed into should not be)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
+
+
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write ``text`` to ``path`` atomically (temporary file in the same folder, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, creation_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -60,6 +69,7 @@ def save_checkpoint(
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.", suffix=".tmp"))
     try:
+        tmp.chmod(creation_mode(directory=True))
         for stem, group in tensors.items():
             save_file({k: v.detach().contiguous().cpu() for k, v in group.items()}, str(tmp / f"{stem}.safetensors"))
         for stem, data in meta.items():

@@ -57,6 +57,30 @@ def test_atomic_write_text(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 
 
+def test_atomic_outputs_get_the_permissions_of_a_plain_write(tmp_path):
+    """Temporary files and folders are private (0600/0700); what they become follows the umask."""
+    import os
+
+    import pandas as pd
+
+    from domains.molecules.report import write_samples
+
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        save_checkpoint(tmp_path / "c", tensors={"m": {"x": torch.zeros(1)}}, meta={"m": {}})
+        write_samples(pd.DataFrame({"smiles": ["CCO"], "valid": [True]}), tmp_path / "s.csv")
+        os.umask(0o077)
+        atomic_write_text(tmp_path / "private.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "s.csv").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "c").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "c" / "m.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "private.txt").stat().st_mode & 0o777 == 0o600
+
+
 def test_package_code_never_unpickles():
     from pathlib import Path
 

@@ -5,8 +5,11 @@ D-CBG can only steer as well as its regressor judges the molecules the sampler m
 validation RMSE of every output by diffusion time (normalised units), and, for the clean molecules of a
 samples CSV (``guide-gen molecules --out``, ``evaluate``'s CSVs) beside as many validation molecules, the
 true (RDKit) and predicted means, the correlation, the RMSE and the predicted standard deviation at t = 0.
+With ``--first-order TARGET`` it also measures how well first-order D-CBG stands in for exact D-CBG: at a few
+times t, for noised molecules, the correlation between the first-order and the exact log p(y | xt with one
+token changed) over every change the sampler's step could make, and the largest exact gain of one change.
 
-    guide-gen molecules check-regressor --samples runs/eval/unguided.csv
+    guide-gen molecules check-regressor --samples runs/eval/unguided.csv --first-order qed=0.9
 """
 
 from __future__ import annotations
@@ -17,14 +20,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from classifiers import load_classifier
+from classifiers import LoadedClassifier, load_classifier
 from classifiers.objective import ClassifierObjective
 from domains.molecules.cli import read_smiles_csv
 from domains.molecules.domain import MoleculeDomain
-from domains.molecules.generate import default_classifier, shipped_checkpoint
+from domains.molecules.generate import classifier_term, default_classifier, shipped_checkpoint
 from domains.molecules.properties import compute_properties, parse_molecule
+from domains.molecules.targets import Target, TargetError, parse_targets
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
-from guided_diffusion.pipeline import load_model
+from guided_diffusion.guidance.base import GuidanceStep
+from guided_diffusion.pipeline import LoadedModel, load_model
+from guided_diffusion.sampling.cache import DenoiserCache
 
 DEFAULT_BINS = "0,0.02,0.1,0.2,0.35,0.5"
 
@@ -37,6 +43,24 @@ def _bins(text: str) -> list[float]:
     if len(edges) < 2 or any(b <= a for a, b in itertools.pairwise(edges)) or edges[0] < 0 or edges[-1] > 1:
         raise UsageError(f"--t-bins must be increasing comma-separated times in [0, 1], got {text!r}")
     return edges
+
+
+def _target(text: str) -> Target:
+    try:
+        targets = parse_targets([text])
+    except TargetError as err:
+        raise UsageError(str(err)) from None
+    return targets[0]
+
+
+def _times(text: str) -> list[float]:
+    try:
+        times = [float(x) for x in text.split(",")]
+    except ValueError:
+        times = []
+    if not times or any(not 0 < x <= 1 for x in times):
+        raise UsageError(f"--first-order-times must be comma-separated times in (0, 1], got {text!r}")
+    return times
 
 
 def judge(
@@ -67,6 +91,56 @@ def judge(
     return result
 
 
+def first_order_agreement(
+    model: LoadedModel,
+    regressor: LoadedClassifier,
+    target: Target,
+    smiles: list[str],
+    *,
+    times: list[float],
+    steps: int = 64,
+    seed: int = 0,
+) -> list[dict[str, float]]:
+    """Per time t: the mean (over molecules) correlation between first-order and exact D-CBG scores of every
+    one-token change the unguided reverse step from t to t - 1/steps can make, the mean largest exact gain
+    of one change over keeping xt (nats), and the molecule count."""
+    assert isinstance(model.domain, MoleculeDomain)
+    x0, _ = model.domain.encode_filtered(smiles, what="molecules")
+    terms = {
+        mode: classifier_term(regressor, target, model.domain, guidance_scale=1.0, mode=mode, top_k=None)
+        for mode in ("first-order", "exact")
+    }
+    cache = DenoiserCache(model.denoiser, model.process)
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for t in times:
+        xt = model.process.corrupt(x0, torch.full((len(x0),), t), generator=generator)
+        step = GuidanceStep(model.process, cache, xt, t, max(t - 1.0 / steps, 0.0))
+        base = terms["exact"].base_log_probs(step)
+        exact = terms["exact"].candidate_scores(step, base)
+        first = terms["first-order"].candidate_scores(step, base)
+        current = exact.gather(-1, xt.unsqueeze(-1)).squeeze(-1)[:, 0]  # [B]
+        correlations, gains = [], []
+        for b in range(len(xt)):
+            changes = torch.isfinite(exact[b])
+            changes.scatter_(-1, xt[b].unsqueeze(-1), False)
+            if changes.sum() < 2:
+                continue
+            e, f = exact[b][changes].double().numpy(), first[b][changes].double().numpy()
+            correlations.append(float(np.corrcoef(e, f)[0, 1]))
+            gains.append(float(e.max() - float(current[b])))
+        rows.append(
+            {
+                "t": t,
+                "correlation": float(np.mean(correlations)) if correlations else float("nan"),
+                "best_gain": float(np.mean(gains)) if gains else float("nan"),
+                "current": float(current.mean()),
+                "n": float(len(correlations)),
+            }
+        )
+    return rows
+
+
 def main(argv: list[str]) -> int:
     p = ArgumentParser(prog="guide-gen molecules check-regressor", description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default=None, help="denoiser folder (default: the shipped MOSES UDLM)")
@@ -74,8 +148,20 @@ def main(argv: list[str]) -> int:
     p.add_argument("--samples", default=None, help="CSV with a 'smiles' column: the sampler's molecules")
     p.add_argument("--t-bins", default=DEFAULT_BINS, help=f"edges of the time bins (default {DEFAULT_BINS})")
     p.add_argument("--threads", type=int, default=None, help="torch threads")
+    p.add_argument(
+        "--first-order",
+        default=None,
+        metavar="TARGET",
+        help="also compare first-order with exact D-CBG scores toward this target (for example qed=0.9)",
+    )
+    p.add_argument("--first-order-molecules", type=int, default=8, help="molecules in that comparison (default 8)")
+    p.add_argument("--first-order-times", default="0.05,0.3,0.6", help="times t of that comparison")
     args = p.parse_args(argv)
     bins = _bins(args.t_bins)
+    target = _target(args.first_order) if args.first_order else None
+    times = _times(args.first_order_times)
+    if args.first_order_molecules < 1:
+        raise UsageError(f"--first-order-molecules must be >= 1, got {args.first_order_molecules}")
     if args.threads is not None:
         if args.threads < 1:
             raise UsageError(f"--threads must be >= 1, got {args.threads}")
@@ -93,6 +179,8 @@ def main(argv: list[str]) -> int:
             f"{path} is not a regressor reading xt (head {loaded.config.head}, reads {loaded.config.reads})"
         )
     names = list(loaded.config.output_names)
+    if target is not None and target.name not in names:
+        raise UsageError(f"{path} predicts {', '.join(names)}; it cannot judge {target.name!r}")
     smiles: list[str] = []
     if args.samples:
         smiles = [s for s in read_smiles_csv(Path(args.samples)) if s and parse_molecule(s) is not None]
@@ -106,6 +194,18 @@ def main(argv: list[str]) -> int:
     for name in names:
         print(f"| {name} | " + " | ".join(f"{metrics[f'val_rmse/{name}/{tag}']:.3f}" for tag in tags) + " |")
     print(f"Gaussian NLL over t in [{bins[0]:g}, {bins[-1]:g}): {metrics['val_loss']:.3f}")
+    if target is not None:
+        pool = smiles or model.domain.tokenizer.decode(val.tokens[: args.first_order_molecules])
+        rows = first_order_agreement(model, loaded, target, pool[: args.first_order_molecules], times=times, seed=0)
+        source = args.samples if smiles else "validation molecules"
+        print(f"\nFirst-order vs exact D-CBG toward {target} ({source}, seed 0, every change the step can make)")
+        print("| t | molecules | correlation | largest exact gain of one change (nats) | mean log-likelihood of xt |")
+        print("|---|---|---|---|---|")
+        for row in rows:
+            print(
+                f"| {row['t']:g} | {row['n']:.0f} | {row['correlation']:.2f} | {row['best_gain']:.2f} | "
+                f"{row['current']:.2f} |"
+            )
     if not smiles:
         return 0
     reference = model.domain.tokenizer.decode(val.tokens[: len(smiles)])

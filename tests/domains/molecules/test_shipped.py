@@ -64,7 +64,18 @@ def test_check_regressor_scores_validation_and_sampled_molecules(tmp_path, capsy
     assert {k[1] for k in by_group} == {"validation", "samples"}
     assert int(by_group[("rings", "samples")][2]) == 3  # the invalid SMILES is left out
     assert float(by_group[("rings", "validation")][5]) > 0.5  # predicted and true ring counts correlate
+    first = ["--first-order", "rings=3", "--first-order-molecules", "2", "--first-order-times", "0.3,0.9"]
+    assert main([*argv, *first]) == 0
+    out = capsys.readouterr().out
+    assert "First-order vs exact D-CBG toward rings=3" in out
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.count("|") == 6 and "---" not in line]
+    assert [r[0].strip() for r in rows[1:]] == ["0.3", "0.9"]
+    for row in rows[1:]:
+        assert int(row[1]) == 2 and -1.0 <= float(row[2]) <= 1.0
     for bad, needle in (
+        (["--first-order", "qed=2"], "impossible target"),
+        (["--first-order", "sa<=3"], "cannot judge 'sa'"),
+        (["--first-order", "qed=0.5", "--first-order-times", "0"], "--first-order-times must be"),
         (["--t-bins", "0.5,0.1"], "--t-bins must be increasing"),
         (["--samples", str(tmp_path / "missing.csv")], "no such file"),
         (["--classifier", str(CHECKPOINTS / "qm9_udlm_denoised_regressor")], "is not a regressor reading xt"),

@@ -55,8 +55,8 @@ def main(argv: list[str]) -> int:
                 f"init_from={cfg.init_from} is a different classifier ({init_from.config.to_json()}); "
                 "set the classifier options to its configuration"
             )
-    if int(cfg.extra_repeat) < 1:
-        raise UsageError(f"extra_repeat must be a whole number >= 1, got {cfg.extra_repeat}")
+    if not isinstance(cfg.extra_repeat, int) or isinstance(cfg.extra_repeat, bool) or cfg.extra_repeat < 1:
+        raise UsageError(f"extra_repeat must be a whole number >= 1, got {cfg.extra_repeat!r}")
     sources = [cfg.extra_data] if isinstance(cfg.extra_data, str) else list(cfg.extra_data or [])
     extra = TokenDataset.concat([read_extra_data(domain, Path(p)) for p in sources]) if sources else None
     trainer = build(cfg.trainer)
@@ -72,7 +72,7 @@ def main(argv: list[str]) -> int:
         start_from_denoiser=bool(cfg.start_from_denoiser),
         init_from=init_from,
         extra=extra,
-        extra_repeat=int(cfg.extra_repeat),
+        extra_repeat=cfg.extra_repeat,
         extra_source=", ".join(map(str, sources)) or None,
         resume=bool(cfg.resume),
         config=to_container(cfg),

@@ -313,6 +313,8 @@ def test_a_regressor_fine_tuned_on_sampled_molecules(tiny_release, tiny_regresso
         ([f"extra_data={tmp_path / 'none.csv'}"], "no such file"),
         ([f"extra_data={bad_csv}"], "no valid molecule"),
         ([f"extra_data={csv}", "extra_repeat=0"], "extra_repeat must be"),
+        ([f"extra_data={csv}", "extra_repeat=2.5"], "extra_repeat must be a whole number >= 1, got 2.5"),
+        ([f"extra_data={csv}", "extra_repeat=abc"], "extra_repeat must be"),
     ):
         code = main([*base, f"run_dir={tmp_path / 'bad'}", *extra])
         err = capsys.readouterr().err

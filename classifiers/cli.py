@@ -13,14 +13,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
 from classifiers.checkpoint import load_classifier
 from classifiers.network import trunk_mismatch
 from classifiers.pipeline import train_classifier
 from guided_diffusion.cli.config import build, compose_config, to_container
 from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import UsageError
+from guided_diffusion.cli.tables import read_csv_table
 from guided_diffusion.data import Domain, LabellingDomain, TokenDataset
 from guided_diffusion.networks.dit import Denoiser
 from guided_diffusion.pipeline import load_model
@@ -86,12 +85,7 @@ def read_extra_data(domain: Domain, path: Path) -> TokenDataset:
     """The items of ``path``'s first column, labelled by ``domain``'s oracles (one-line usage errors)."""
     if not isinstance(domain, LabellingDomain):
         raise UsageError(f"the {domain.name} domain cannot label extra data; extra_data works for molecules")
-    if not path.is_file():
-        raise UsageError(f"extra_data: no such file: {path}")
-    try:
-        table = pd.read_csv(path, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-        raise UsageError(f"extra_data: {path} is not a readable CSV: {err}") from None
+    table = read_csv_table(path, what="extra_data")
     if table.empty:
         raise UsageError(f"extra_data: {path} has no rows")
     items = [str(x) for x in table.iloc[:, 0]]

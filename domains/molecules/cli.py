@@ -9,8 +9,6 @@ import math
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from classifiers import load_classifier
 from domains.molecules.generate import DATASETS, MODELS, sample_molecules, shipped_checkpoint
 from domains.molecules.metrics import evaluate
@@ -19,6 +17,7 @@ from domains.molecules.report import format_report, samples_table, write_samples
 from domains.molecules.targets import SYNTAX, Target, TargetError, parse_targets
 from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
+from guided_diffusion.cli.tables import read_csv_table
 from guided_diffusion.pipeline import load_model
 
 DEFAULT_DATASET = "moses"
@@ -161,12 +160,7 @@ def generate_main(argv: list[str]) -> int:
 
 def read_smiles_csv(path: Path) -> list[str]:
     """The ``smiles`` column of a CSV, as strings (one-line usage errors for a missing or unreadable file)."""
-    if not path.is_file():
-        raise UsageError(f"no such file: {path}")
-    try:
-        table = pd.read_csv(path, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
-        raise UsageError(f"{path} is not a readable CSV: {err}") from None
+    table = read_csv_table(path)
     if "smiles" not in table.columns:
         raise UsageError(f"{path} has no 'smiles' column (columns: {', '.join(map(str, table.columns))})")
     return [str(s) for s in table["smiles"]]

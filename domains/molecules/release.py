@@ -143,13 +143,16 @@ def _not_ready(command: list[str], run_dir: Path, *, train: bool, partial: bool)
 
 
 def _ship(folder: Path, name: str) -> Path:
-    """Copy ``folder`` to the package's checkpoints, replacing any older copy only once the new one is whole."""
+    """Copy ``folder`` to the package's checkpoints, replacing any older copy only once the new one is whole.
+
+    Files are copied without their permission bits, so the shipped copy gets those of a plain write.
+    """
     target = CHECKPOINTS / name
     staging, old = target.with_name(f".{name}.new"), target.with_name(f".{name}.old")
     for leftover in (staging, old):
         if leftover.exists():
             shutil.rmtree(leftover)
-    shutil.copytree(folder, staging)
+    shutil.copytree(folder, staging, copy_function=shutil.copyfile)
     if target.exists():
         target.rename(old)
     staging.rename(target)

@@ -383,3 +383,22 @@ def test_ship_refuses_weights_over_the_limit_and_other_presets_keep_their_own_ru
     monkeypatch.setattr(release, "SHIP_LIMIT_MIB", {"denoiser": 8.0, "classifier": 4.0})
     assert main([*argv, "-n", "4", "--ship", "--no-train"]) == 0
     assert sorted(p.name for p in package.iterdir()) == ["qm9_udlm", "qm9_udlm_regressor"]
+
+
+def test_shipping_gives_the_copies_the_permissions_of_a_plain_write(tmp_path, monkeypatch):
+    import stat
+
+    import domains.molecules.release as release
+    from guided_diffusion.training.checkpoint import creation_mode
+
+    package = tmp_path / "package"
+    package.mkdir()
+    monkeypatch.setattr(release, "CHECKPOINTS", package)
+    export = tmp_path / "export"
+    export.mkdir()
+    weights = export / "model.safetensors"
+    weights.write_bytes(b"weights")
+    weights.chmod(0o600)  # an export written owner-only must not ship owner-only
+    shipped = release._ship(export, "model")
+    assert (shipped / "model.safetensors").read_bytes() == b"weights"
+    assert stat.S_IMODE((shipped / "model.safetensors").stat().st_mode) == creation_mode()

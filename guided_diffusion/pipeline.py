@@ -5,6 +5,7 @@ Everything here is plain Python (no Hydra): the CLI only turns config files into
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,7 @@ def train_denoiser(
     resume: bool = False,
     config: dict[str, Any] | None = None,
     log: bool = True,
+    init_from: LoadedModel | None = None,
 ) -> TrainResult:
     """Train a denoiser on ``domain`` and checkpoint it (with everything needed to sample from it).
 
@@ -69,6 +71,11 @@ def train_denoiser(
         resume: continue an interrupted run in ``run_dir``.
         config: the resolved configuration to record in the checkpoint.
         log: print progress.
+        init_from: continue training this denoiser's (EMA) weights with a fresh optimiser and schedule; it
+            must have the same network, process and domain state (vocabulary, normalisation).
+
+    Raises:
+        ValueError: for a vocabulary mismatch, or an ``init_from`` that differs in network, process or domain.
     """
     if process.vocab_size != domain.tokenizer.vocab_size:
         raise ValueError(
@@ -82,8 +89,20 @@ def train_denoiser(
         "network": network.to_json(),
         "process": process.to_json(),
         "domain": {"name": domain.name, "state": domain.state(), "property_names": list(domain.property_names)},
+        "started_from": None,
         "config": config or {},
     }
+    if init_from is not None:
+        for key in ("process", "domain", "network"):
+            if _json_equal(init_from.meta[key], metadata[key]):
+                continue
+            raise ValueError(
+                f"init_from={init_from.path} has another {key} than this run "
+                f"({_first_difference(init_from.meta[key], metadata[key])}); it can only start a run of the same "
+                "network, process and data"
+            )
+        model.load_state_dict(init_from.denoiser.state_dict())
+        metadata["started_from"] = {"kind": "denoiser", "path": str(init_from.path), "step": init_from.meta.get("step")}
     return train(
         model,
         objective or DenoiserObjective(process),
@@ -95,6 +114,22 @@ def train_denoiser(
         resume=resume,
         log=log,
     )
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    """Equality after a JSON round trip (tuples become lists, as they do in a checkpoint's metadata)."""
+    return bool(json.loads(json.dumps(a)) == json.loads(json.dumps(b)))
+
+
+def _first_difference(a: Any, b: Any, where: str = "") -> str:
+    """Where two JSON-like values first differ, as ``key.sub: x vs y``."""
+    a, b = json.loads(json.dumps(a)), json.loads(json.dumps(b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{where}.{key}" if where else str(key))
+    text_a, text_b = (str(x) if len(str(x)) <= 40 else str(x)[:37] + "..." for x in (a, b))
+    return f"{where or 'value'}: {text_a} vs {text_b}"
 
 
 @dataclass

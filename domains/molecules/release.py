@@ -274,7 +274,7 @@ molecules (length {domain["seq_len"]}), conditioned on {", ".join(domain["proper
   weights {meta.get("weights_dtype", "float32")}, {size:.1f} MiB.
 - **Training**: {_steps(meta)} of batch {trainer["batch_size"]}, lr {trainer["lr"]}, EMA {trainer["ema_decay"]};
   {training["wall_seconds"] / 60:.1f} min wall time on {training["hardware"]} x{training["world_size"]},
-  precision {training["precision"]}.
+  precision {training["precision"]}{"; " + _start(meta) if meta.get("started_from") else ""}.
 - **Validation** (EMA weights): {metrics}.
 
 ## Evaluation
@@ -332,6 +332,10 @@ def _start(meta: dict[str, Any]) -> str:
         return "started from random weights"
     if start.get("kind") == "classifier":
         return f"fine-tuned from the classifier {start['path']} (step {start['step']:,})"
+    if start.get("kind") == "denoiser":
+        return (
+            f"continued from the denoiser {start['path']} (step {start['step']:,}) with a fresh optimiser and schedule"
+        )
     return f"started from the embeddings and blocks of its denoiser at step {start['step']:,}"
 
 

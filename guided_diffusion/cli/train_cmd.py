@@ -1,10 +1,16 @@
-"""``guide-gen train [key=value ...]``: train a denoiser from the Hydra config ``configs/train.yaml``."""
+"""``guide-gen train [key=value ...]``: train a denoiser from the Hydra config ``configs/train.yaml``.
+
+``init_from=FOLDER`` continues training a denoiser checkpoint of the same network, process and data with a
+fresh optimiser and learning-rate schedule (a warm restart), recorded as ``started_from`` in the checkpoint.
+"""
 
 from __future__ import annotations
 
 from guided_diffusion.cli.config import build, compose_config, to_container
 from guided_diffusion.cli.devices import resolve_device
-from guided_diffusion.pipeline import train_denoiser
+from guided_diffusion.cli.errors import UsageError
+from guided_diffusion.pipeline import load_model, train_denoiser
+from guided_diffusion.training.checkpoint import CheckpointError
 
 
 def main(argv: list[str]) -> int:
@@ -17,16 +23,28 @@ def main(argv: list[str]) -> int:
     trainer = build(cfg.trainer)
     if trainer.device is not None:
         resolve_device(trainer.device)  # a one-line error when CUDA is asked for and missing
-    result = train_denoiser(
-        domain,
-        process,
-        network,
-        trainer,
-        cfg.run_dir,
-        objective=objective,
-        resume=bool(cfg.resume),
-        config=to_container(cfg),
-    )
+    init_from = None
+    if cfg.get("init_from"):
+        try:
+            init_from = load_model(cfg.init_from)
+        except CheckpointError as err:
+            raise UsageError(f"init_from: {err}") from None
+    try:
+        result = train_denoiser(
+            domain,
+            process,
+            network,
+            trainer,
+            cfg.run_dir,
+            objective=objective,
+            resume=bool(cfg.resume),
+            config=to_container(cfg),
+            init_from=init_from,
+        )
+    except ValueError as err:
+        if init_from is None:
+            raise
+        raise UsageError(str(err)) from None
     state = "finished" if result.finished else "paused (resume=true continues)"
     print(f"{state} at step {result.step}; checkpoint: {result.checkpoint}")
     return 0

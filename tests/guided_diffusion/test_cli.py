@@ -102,3 +102,43 @@ def test_train_then_sample_with_cfg_then_export(tmp_path, capsys):
     code, out, err = run(capsys, *start, "classifier.dim=64", f"run_dir={tmp_path / 'reg'}")
     assert code == 0, err
     assert "finished at step 2" in out
+
+
+def test_train_init_from_continues_a_denoiser_and_refuses_another_network(tmp_path, capsys):
+    import torch
+
+    from guided_diffusion.pipeline import load_model
+
+    first = tmp_path / "first"
+    code, _, err = run(capsys, "train", *TINY, f"run_dir={first}")
+    assert code == 0, err
+    source = load_model(first / "checkpoint")
+    # lr so small that one step cannot move the weights visibly: the run must start from the source's weights
+    second = tmp_path / "second"
+    tiny_lr = [*TINY, "trainer.max_steps=1", "trainer.lr=1e-12", "trainer.warmup_steps=0", "trainer.val_every=1"]
+    code, out, err = run(capsys, "train", *tiny_lr, f"run_dir={second}", f"init_from={first / 'checkpoint'}")
+    assert code == 0 and "finished at step 1" in out, err
+    continued = load_model(second / "checkpoint")
+    fresh = tmp_path / "fresh"
+    code, _, err = run(capsys, "train", *tiny_lr, f"run_dir={fresh}")
+    assert code == 0, err
+    scratch = load_model(fresh / "checkpoint")
+    for name, weight in source.denoiser.state_dict().items():
+        assert torch.allclose(continued.denoiser.state_dict()[name], weight, atol=1e-6), name
+    assert any(
+        not torch.allclose(scratch.denoiser.state_dict()[name], weight, atol=1e-3)
+        for name, weight in source.denoiser.state_dict().items()
+    )
+    assert continued.meta["started_from"] == {"kind": "denoiser", "path": str(first / "checkpoint"), "step": 30}
+    assert scratch.meta["started_from"] is None
+    # another network, another process, or no checkpoint at all: one line, exit 2
+    for extra, needle in (
+        (["network.dim=32"], "another network"),
+        (["process=uniform"], "another process"),
+    ):
+        code, _, err = run(
+            capsys, "train", *tiny_lr, *extra, f"run_dir={tmp_path / 'bad'}", f"init_from={first / 'checkpoint'}"
+        )
+        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    code, _, err = run(capsys, "train", *tiny_lr, f"run_dir={tmp_path / 'bad'}", f"init_from={tmp_path / 'none'}")
+    assert code == 2 and "init_from" in err and len(err.strip().splitlines()) == 1, err

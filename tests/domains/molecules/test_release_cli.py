@@ -402,3 +402,21 @@ def test_shipping_gives_the_copies_the_permissions_of_a_plain_write(tmp_path, mo
     shipped = release._ship(export, "model")
     assert (shipped / "model.safetensors").read_bytes() == b"weights"
     assert stat.S_IMODE((shipped / "model.safetensors").stat().st_mode) == creation_mode()
+
+
+def test_a_continued_denoiser_card_says_where_it_started(tmp_path):
+    import json
+    import shutil
+
+    from domains.molecules.generate import shipped_checkpoint
+    from domains.molecules.release import model_card
+
+    folder = tmp_path / "moses_udlm"
+    shutil.copytree(shipped_checkpoint("moses", "udlm"), folder)
+    plain = model_card("moses_udlm", folder, "cmd", None, n=8)
+    assert "continued from" not in plain
+    meta = json.loads((folder / "model.json").read_text())
+    meta["started_from"] = {"kind": "denoiser", "path": "runs/moses_udlm_selfies/checkpoint", "step": 4000}
+    (folder / "model.json").write_text(json.dumps(meta))
+    card = model_card("moses_udlm", folder, "cmd", None, n=8)
+    assert "continued from the denoiser runs/moses_udlm_selfies/checkpoint (step 4,000)" in card

@@ -46,6 +46,10 @@ def denoiser_config_for(domain: Domain, process: DiffusionProcess, **network: An
     )
 
 
+class InitFromMismatch(ValueError):
+    """``init_from`` names a denoiser of another process, domain or network than the run it should start."""
+
+
 def train_denoiser(
     domain: Domain,
     process: DiffusionProcess,
@@ -75,7 +79,8 @@ def train_denoiser(
             must have the same network, process and domain state (vocabulary, normalisation).
 
     Raises:
-        ValueError: for a vocabulary mismatch, or an ``init_from`` that differs in network, process or domain.
+        ValueError: for a vocabulary mismatch.
+        InitFromMismatch: for an ``init_from`` that differs in network, process or domain.
     """
     if process.vocab_size != domain.tokenizer.vocab_size:
         raise ValueError(
@@ -96,7 +101,7 @@ def train_denoiser(
         for key in ("process", "domain", "network"):
             if _json_equal(init_from.meta[key], metadata[key]):
                 continue
-            raise ValueError(
+            raise InitFromMismatch(
                 f"init_from={init_from.path} has another {key} than this run "
                 f"({_first_difference(init_from.meta[key], metadata[key])}); it can only start a run of the same "
                 "network, process and data"

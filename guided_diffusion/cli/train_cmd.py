@@ -9,7 +9,7 @@ from __future__ import annotations
 from guided_diffusion.cli.config import build, compose_config, to_container
 from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import UsageError
-from guided_diffusion.pipeline import load_model, train_denoiser
+from guided_diffusion.pipeline import InitFromMismatch, load_model, train_denoiser
 from guided_diffusion.training.checkpoint import CheckpointError
 
 
@@ -41,9 +41,7 @@ def main(argv: list[str]) -> int:
             config=to_container(cfg),
             init_from=init_from,
         )
-    except ValueError as err:
-        if init_from is None:
-            raise
+    except InitFromMismatch as err:
         raise UsageError(str(err)) from None
     state = "finished" if result.finished else "paused (resume=true continues)"
     print(f"{state} at step {result.step}; checkpoint: {result.checkpoint}")

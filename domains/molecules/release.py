@@ -31,6 +31,14 @@ MODELS: dict[str, str] = {
     "qm9_ar": "qm9_ar",
 }
 
+# shipped name -> experiment configs that continue its run one after the other (each starts from the run
+# before it: ``init_from=<runs>/<previous>/checkpoint``); the last one is exported. Only the presets in
+# CONTINUING_PRESETS take these stages: the GPU recipe's step budget replaces them.
+CONTINUED: dict[str, tuple[str, ...]] = {
+    "qm9_udlm": ("qm9_udlm_continued",),
+}
+CONTINUING_PRESETS = ("cpu", "tiny")
+
 # shipped classifier name -> the denoiser it serves (experiment configs/experiment/<name>.yaml)
 CLASSIFIERS: dict[str, str] = {
     "moses_udlm_regressor": "moses_udlm",
@@ -132,6 +140,11 @@ def _progress(run_dir: Path) -> tuple[bool, int]:
     return int(state["step"]) >= int(meta["training"]["trainer"]["max_steps"]), int(state["step"])
 
 
+def stages(name: str, preset: str) -> tuple[str, ...]:
+    """The experiments that train the shipped model ``name`` under ``preset``, in order; the last is exported."""
+    return (MODELS[name], *(CONTINUED.get(name, ()) if preset in CONTINUING_PRESETS else ()))
+
+
 def _not_ready(command: list[str], run_dir: Path, *, train: bool, partial: bool) -> str | None:
     """Train the run (unless ``train`` is False); return why it is not to be exported, or None if it is."""
     if not train and not (run_dir / "checkpoint").exists():
@@ -183,10 +196,19 @@ def release(
     notes: dict[str, str] = {}  # per exported denoiser: why it was not shipped, or empty
     exported: dict[str, Path] = {}
     for name in [m for m in names if m in MODELS]:
-        run_dir = runs_dir / MODELS[name]
         overrides = PRESETS[preset]["denoiser"]
-        command = ["train", f"experiment={MODELS[name]}", f"run_dir={run_dir}", "resume=true", *overrides]
-        reason = _not_ready([*command, *extra, *limit], run_dir, train=train, partial=partial)
+        reason, previous = None, None
+        # without training, only the last stage's run matters: it is what gets exported
+        for experiment in stages(name, preset) if train else stages(name, preset)[-1:]:
+            run_dir = runs_dir / experiment
+            start: list[str] = [] if previous is None else [f"init_from={previous / 'checkpoint'}"]
+            command = ["train", f"experiment={experiment}", f"run_dir={run_dir}", "resume=true", *start, *overrides]
+            # a later stage waits for the one before it to finish, even with --partial
+            last = experiment == stages(name, preset)[-1]
+            reason = _not_ready([*command, *extra, *limit], run_dir, train=train, partial=partial and last)
+            if reason:
+                break
+            previous = run_dir
         if reason:
             status[name] = reason
             continue
@@ -194,7 +216,7 @@ def release(
         # a card from the start, so that an interrupted evaluation never leaves undocumented weights behind
         atomic_write_text(
             exported[name] / "MODEL_CARD.md",
-            model_card(name, exported[name], _recipe(preset, name, extra), None, n=n),
+            model_card(name, exported[name], _recipe(preset, name, extra), None, n=n, preset=preset),
         )
         exported[name], notes[name] = _ship_within_limit(exported[name], name, "denoiser", ship=ship)
         status[name] = f"trained: {exported[name]}"
@@ -226,9 +248,12 @@ def release(
         status[name] = f"done: {folder}{note}"
     for name, folder in exported.items():
         model = load_model(folder, device=resolve_device(None))
-        rows = evaluate_model(model, runs_dir / MODELS[name] / "evaluation", n=n, fcd=preset != "tiny")
+        rows = evaluate_model(model, runs_dir / stages(name, preset)[-1] / "evaluation", n=n, fcd=preset != "tiny")
         table = format_table(rows, n=n, seed=0, steps=64)
-        atomic_write_text(folder / "MODEL_CARD.md", model_card(name, folder, _recipe(preset, name, extra), table, n=n))
+        atomic_write_text(
+            folder / "MODEL_CARD.md",
+            model_card(name, folder, _recipe(preset, name, extra), table, n=n, preset=preset),
+        )
         status[name] = f"done: {folder}{notes[name]}"
     return status
 
@@ -246,7 +271,7 @@ def _steps(meta: dict) -> str:
     return f"{step:,} steps (exported early: its schedule runs to {total:,}; resuming the command continues it)"
 
 
-def model_card(name: str, folder: Path, command: str, table: str | None, *, n: int) -> str:
+def model_card(name: str, folder: Path, command: str, table: str | None, *, n: int, preset: str = "cpu") -> str:
     """Markdown model card: what, how it was trained (command, data, wall time, hardware), how it scores."""
     meta = read_json(folder, "model")
     training, data, domain = meta["training"], meta["data"], meta["domain"]["state"]
@@ -266,7 +291,7 @@ def model_card(name: str, folder: Path, command: str, table: str | None, *, n: i
 {what} over {domain["representation"].upper()} tokens of {domain["dataset"].upper()}
 molecules (length {domain["seq_len"]}), conditioned on {", ".join(domain["properties"])} for classifier-free guidance.
 
-- **Command**: `{command}` (equivalently `guide-gen train experiment={MODELS[name]} resume=true`, repeated until
+- **Command**: `{command}` (equivalently {_equivalent(name, preset)}, each repeated until
   `max_steps`, then `guide-gen export`); the resolved configuration is in `model.json`.
 - **Data**: {data["train_size"]:,} training molecules (`max_train={domain["max_train"]}`, seed {domain["seed"]}),
   fingerprint `{data["train_fingerprint"][:16]}`; validation {data["val_size"]:,} molecules.
@@ -324,6 +349,16 @@ def main(argv: list[str]) -> int:
     )
     print(json.dumps(status, indent=2))
     return 0
+
+
+def _equivalent(name: str, preset: str) -> str:
+    """The plain training commands of ``name``'s release under ``preset`` (without the preset's overrides)."""
+    parts, previous = [], None
+    for experiment in stages(name, preset):
+        start = "" if previous is None else f" init_from=runs/{previous}/checkpoint"
+        parts.append(f"`guide-gen train experiment={experiment}{start} resume=true`")
+        previous = experiment
+    return ", then ".join(parts)
 
 
 def _start(meta: dict[str, Any]) -> str:

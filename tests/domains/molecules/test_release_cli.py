@@ -27,7 +27,8 @@ def tiny_release(tmp_path_factory, data_dir):
         ]
     )
     assert code == 0
-    return runs / "qm9_udlm"
+    # qm9_udlm is trained in two stages; the second continues the first and is the one exported
+    return runs / "qm9_udlm_continued"
 
 
 def test_tiny_release_trains_exports_evaluates_and_documents(tiny_release):
@@ -35,6 +36,7 @@ def test_tiny_release_trains_exports_evaluates_and_documents(tiny_release):
     assert sorted(p.name for p in shipped.iterdir()) == ["MODEL_CARD.md", "model.json", "model.safetensors"]
     card = (shipped / "MODEL_CARD.md").read_text()
     assert "guide-gen molecules release --preset tiny --models qm9_udlm" in card
+    assert not (tiny_release.parent / "qm9_udlm" / "shipped").exists()
     assert "| unguided | none |" in card and "rings=3" in card
     assert (tiny_release / "evaluation" / "evaluation.json").is_file()
     regressor_card = (tiny_release.parent / "qm9_udlm_regressor" / "shipped" / "MODEL_CARD.md").read_text()
@@ -61,7 +63,7 @@ def test_a_paused_run_is_exported_only_when_asked_and_its_card_says_so(tmp_path,
 def test_an_export_is_documented_before_its_evaluation_runs(tmp_path, data_dir, monkeypatch):
     import domains.molecules.evaluation
 
-    argv = ["molecules", "release", "--preset", "tiny", "--runs-dir", str(tmp_path), "--models", "qm9_udlm", "-n", "4"]
+    argv = ["molecules", "release", "--preset", "tiny", "--runs-dir", str(tmp_path), "--models", "qm9_mdlm", "-n", "4"]
     assert main([*argv, "--max-minutes", "0"]) == 0
 
     def interrupted(*args, **kwargs):
@@ -69,7 +71,7 @@ def test_an_export_is_documented_before_its_evaluation_runs(tmp_path, data_dir, 
 
     monkeypatch.setattr(domains.molecules.evaluation, "evaluate_model", interrupted)
     assert main([*argv, "--no-train", "--partial"]) != 0
-    card = (tmp_path / "qm9_udlm" / "shipped" / "MODEL_CARD.md").read_text()
+    card = (tmp_path / "qm9_mdlm" / "shipped" / "MODEL_CARD.md").read_text()
     assert "Not evaluated yet" in card and "1 steps (exported early" in card
 
 
@@ -330,19 +332,19 @@ def test_every_preset_composes_for_every_model_and_the_gpu_one_ships(preset):
 
     from classifiers.network import ClassifierConfig, NoisyClassifier
     from domains.molecules.generate import CHECKPOINTS
-    from domains.molecules.release import CLASSIFIERS, MODELS, PRESETS, SHIP_LIMIT_MIB
+    from domains.molecules.release import CLASSIFIERS, MODELS, PRESETS, SHIP_LIMIT_MIB, stages
     from guided_diffusion.cli.config import build, compose_config
     from guided_diffusion.networks.dit import Denoiser, DenoiserConfig
 
     checked = 0
     for name in [*MODELS, *CLASSIFIERS]:
         kind = "denoiser" if name in MODELS else "classifier"
-        experiment = MODELS.get(name, name)
-        cfg = compose_config(
-            "train" if kind == "denoiser" else "train_classifier",
-            [f"experiment={experiment}", *PRESETS[preset][kind]],
-        )
-        build(cfg.trainer)
+        for experiment in stages(name, preset) if kind == "denoiser" else (name,):
+            cfg = compose_config(
+                "train" if kind == "denoiser" else "train_classifier",
+                [f"experiment={experiment}", *PRESETS[preset][kind]],
+            )
+            build(cfg.trainer)
         folder = CHECKPOINTS / name
         if preset != "gpu" or not (folder / "model.json").is_file():
             continue
@@ -378,7 +380,7 @@ def test_ship_refuses_weights_over_the_limit_and_other_presets_keep_their_own_ru
     out = capsys.readouterr().out
     assert out.count("MiB limit of a shipped") == 2, out
     assert list(package.iterdir()) == []
-    assert (tmp_path / "runs" / "qm9_udlm" / "shipped" / "MODEL_CARD.md").is_file()
+    assert (tmp_path / "runs" / "qm9_udlm_continued" / "shipped" / "MODEL_CARD.md").is_file()
 
     monkeypatch.setattr(release, "SHIP_LIMIT_MIB", {"denoiser": 8.0, "classifier": 4.0})
     assert main([*argv, "-n", "4", "--ship", "--no-train"]) == 0
@@ -420,3 +422,28 @@ def test_a_continued_denoiser_card_says_where_it_started(tmp_path):
     (folder / "model.json").write_text(json.dumps(meta))
     card = model_card("moses_udlm", folder, "cmd", None, n=8)
     assert "continued from the denoiser runs/moses_udlm_selfies/checkpoint (step 4,000)" in card
+
+
+def test_a_model_released_in_stages_continues_each_from_the_one_before(tiny_release):
+    """qm9_udlm's second stage starts from the first stage's run, and its card gives both commands."""
+    import json
+
+    meta = json.loads((tiny_release / "shipped" / "model.json").read_text())
+    first = tiny_release.parent / "qm9_udlm"
+    assert meta["started_from"]["kind"] == "denoiser" and meta["started_from"]["path"] == str(first / "checkpoint")
+    assert meta["started_from"]["step"] == json.loads((first / "checkpoint" / "trainer.json").read_text())["step"]
+    card = (tiny_release / "shipped" / "MODEL_CARD.md").read_text()
+    first_command, second_command = (
+        "guide-gen train experiment=qm9_udlm resume=true",
+        "guide-gen train experiment=qm9_udlm_continued",
+    )
+    assert f"`{first_command}`, then `{second_command}" in card
+    assert "continued from the denoiser" in card
+
+
+def test_only_the_cpu_and_tiny_recipes_continue_a_model_in_stages():
+    from domains.molecules.release import stages
+
+    assert stages("qm9_udlm", "cpu") == ("qm9_udlm", "qm9_udlm_continued") == stages("qm9_udlm", "tiny")
+    assert stages("qm9_udlm", "gpu") == ("qm9_udlm",)
+    assert stages("moses_mdlm", "cpu") == ("moses_mdlm_selfies",)

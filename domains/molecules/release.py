@@ -35,6 +35,7 @@ MODELS: dict[str, str] = {
 # before it: ``init_from=<runs>/<previous>/checkpoint``); the last one is exported. Only the presets in
 # CONTINUING_PRESETS take these stages: the GPU recipe's step budget replaces them.
 CONTINUED: dict[str, tuple[str, ...]] = {
+    "moses_udlm": ("moses_udlm_selfies_continued",),
     "qm9_udlm": ("qm9_udlm_continued",),
 }
 CONTINUING_PRESETS = ("cpu", "tiny")

@@ -198,14 +198,15 @@ def release(
     exported: dict[str, Path] = {}
     for name in [m for m in names if m in MODELS]:
         overrides = PRESETS[preset]["denoiser"]
+        chain = stages(name, preset)
         reason, previous = None, None
         # without training, only the last stage's run matters: it is what gets exported
-        for experiment in stages(name, preset) if train else stages(name, preset)[-1:]:
+        for experiment in chain if train else chain[-1:]:
             run_dir = runs_dir / experiment
             start: list[str] = [] if previous is None else [f"init_from={previous / 'checkpoint'}"]
             command = ["train", f"experiment={experiment}", f"run_dir={run_dir}", "resume=true", *start, *overrides]
             # a later stage waits for the one before it to finish, even with --partial
-            last = experiment == stages(name, preset)[-1]
+            last = experiment == chain[-1]
             reason = _not_ready([*command, *extra, *limit], run_dir, train=train, partial=partial and last)
             if reason:
                 break

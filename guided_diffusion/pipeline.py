@@ -98,16 +98,27 @@ def train_denoiser(
         "config": config or {},
     }
     if init_from is not None:
+        adds_positions = _adds_learned_positions(init_from.meta["network"], network.to_json())
         for key in ("process", "domain", "network"):
-            if _json_equal(init_from.meta[key], metadata[key]):
+            if _json_equal(init_from.meta[key], metadata[key]) or (key == "network" and adds_positions):
                 continue
             raise InitFromMismatch(
                 f"init_from={init_from.path} has another {key} than this run "
                 f"({_first_difference(init_from.meta[key], metadata[key])}); it can only start a run of the same "
-                "network, process and data"
+                "network (or the same with learned positions added to rotary ones), process and data"
             )
-        model.load_state_dict(init_from.denoiser.state_dict())
-        metadata["started_from"] = {"kind": "denoiser", "path": str(init_from.path), "step": init_from.meta.get("step")}
+        missing, _ = model.load_state_dict(init_from.denoiser.state_dict(), strict=not adds_positions)
+        if adds_positions:  # the positions are the only new weights; at zero the start computes the old network
+            pos = model.pos
+            assert missing == ["pos"] and isinstance(pos, torch.nn.Parameter)
+            with torch.no_grad():
+                pos.zero_()
+        metadata["started_from"] = {
+            "kind": "denoiser",
+            "path": str(init_from.path),
+            "step": init_from.meta.get("step"),
+            "added": "learned positions" if adds_positions else None,
+        }
     return train(
         model,
         objective or DenoiserObjective(process),
@@ -119,6 +130,13 @@ def train_denoiser(
         resume=resume,
         log=log,
     )
+
+
+def _adds_learned_positions(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether network ``new`` is network ``old`` (rotary positions) with learned absolute positions added."""
+    if old.get("positions") != "rotary" or new.get("positions") != "rotary+learned":
+        return False
+    return _json_equal({**old, "positions": None}, {**new, "positions": None})
 
 
 def _json_equal(a: Any, b: Any) -> bool:

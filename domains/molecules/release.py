@@ -36,7 +36,7 @@ MODELS: dict[str, str] = {
 # CONTINUING_PRESETS take these stages: the GPU recipe's step budget replaces them.
 CONTINUED: dict[str, tuple[str, ...]] = {
     "moses_udlm": ("moses_udlm_selfies_continued",),
-    "qm9_udlm": ("qm9_udlm_continued",),
+    "qm9_udlm": ("qm9_udlm_continued", "qm9_udlm_positions"),
 }
 CONTINUING_PRESETS = ("cpu", "tiny")
 
@@ -297,7 +297,8 @@ molecules (length {domain["seq_len"]}), conditioned on {", ".join(domain["proper
   `max_steps`, then `guide-gen export`); the resolved configuration is in `model.json`.
 - **Data**: {data["train_size"]:,} training molecules (`max_train={domain["max_train"]}`, seed {domain["seed"]}),
   fingerprint `{data["train_fingerprint"][:16]}`; validation {data["val_size"]:,} molecules.
-- **Network**: width {net["dim"]}, {net["depth"]} blocks, {net["heads"]} heads, sees t: {net["time_conditioning"]};
+- **Network**: width {net["dim"]}, {net["depth"]} blocks, {net["heads"]} heads,
+  positions {net.get("positions", "rotary")}, sees t: {net["time_conditioning"]};
   weights {meta.get("weights_dtype", "float32")}, {size:.1f} MiB.
 - **Training**: {_steps(meta)} of batch {trainer["batch_size"]}, lr {trainer["lr"]}, EMA {trainer["ema_decay"]};
   {training["wall_seconds"] / 60:.1f} min wall time on {training["hardware"]} x{training["world_size"]},
@@ -370,8 +371,10 @@ def _start(meta: dict[str, Any]) -> str:
     if start.get("kind") == "classifier":
         return f"fine-tuned from the classifier {start['path']} (step {start['step']:,})"
     if start.get("kind") == "denoiser":
+        added = f", {start['added']} added" if start.get("added") else ""
         return (
-            f"continued from the denoiser {start['path']} (step {start['step']:,}) with a fresh optimiser and schedule"
+            f"continued from the denoiser {start['path']} (step {start['step']:,}) with a fresh optimiser and "
+            f"schedule{added}"
         )
     return f"started from the embeddings and blocks of its denoiser at step {start['step']:,}"
 

@@ -14,6 +14,8 @@ from guided_diffusion.conditioning import Condition
 from guided_diffusion.networks.embeddings import ConditionEmbedding, TimeEmbedding
 from guided_diffusion.networks.rotary import Rotary
 
+POSITIONS = ("rotary", "learned", "rotary+learned")
+
 
 @dataclass(frozen=True)
 class DenoiserConfig:
@@ -27,7 +29,10 @@ class DenoiserConfig:
         heads: attention heads.
         mlp_ratio: hidden width of the MLP as a multiple of D.
         dropout: dropout on attention output and MLP (0 for small data regimes is fine).
-        positions: ``rotary`` or ``learned`` absolute position embeddings.
+        positions: ``rotary`` (relative: rotations of queries and keys), ``learned`` (absolute embeddings added
+            to the tokens) or ``rotary+learned`` (both). With rotary positions alone every position of an input
+            whose tokens are all equal (the masked prior) gets the same output, so a masked denoiser of padded,
+            variable-length data cannot tell the start of a sequence from its end at the first steps.
         time_conditioning: whether the network sees t (MDLM usually does not; UDLM does).
         num_classes: C class labels for CFG (0 = none).
         num_properties: P property values for CFG (0 = none).
@@ -41,7 +46,7 @@ class DenoiserConfig:
     heads: int = 4
     mlp_ratio: float = 4.0
     dropout: float = 0.0
-    positions: Literal["rotary", "learned"] = "rotary"
+    positions: Literal["rotary", "learned", "rotary+learned"] = "rotary"
     time_conditioning: bool = True
     num_classes: int = 0
     num_properties: int = 0
@@ -50,8 +55,8 @@ class DenoiserConfig:
     def __post_init__(self) -> None:
         if self.dim % self.heads:
             raise ValueError(f"network dim ({self.dim}) must be divisible by heads ({self.heads})")
-        if self.positions not in ("rotary", "learned"):
-            raise ValueError(f"network positions must be 'rotary' or 'learned', got {self.positions!r}")
+        if self.positions not in POSITIONS:
+            raise ValueError(f"network positions must be one of {', '.join(POSITIONS)}, got {self.positions!r}")
         for name in ("num_states", "seq_len", "dim", "depth", "heads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"network {name} must be >= 1, got {getattr(self, name)}")
@@ -108,8 +113,8 @@ class Denoiser(nn.Module):
         self.config = cfg
         self.embed = nn.Embedding(cfg.num_states, cfg.dim)
         nn.init.normal_(self.embed.weight, std=0.02)
-        rotary = Rotary(cfg.dim // cfg.heads, cfg.seq_len) if cfg.positions == "rotary" else None
-        self.pos = nn.Parameter(torch.randn(cfg.seq_len, cfg.dim) * 0.02) if cfg.positions == "learned" else None
+        rotary = Rotary(cfg.dim // cfg.heads, cfg.seq_len) if "rotary" in cfg.positions else None
+        self.pos = nn.Parameter(torch.randn(cfg.seq_len, cfg.dim) * 0.02) if "learned" in cfg.positions else None
         self.time = TimeEmbedding(cfg.dim) if cfg.time_conditioning else None
         self.cond = (
             ConditionEmbedding(cfg.dim, num_classes=cfg.num_classes, num_properties=cfg.num_properties)

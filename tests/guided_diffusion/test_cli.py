@@ -129,8 +129,36 @@ def test_train_init_from_continues_a_denoiser_and_refuses_another_network(tmp_pa
         not torch.allclose(scratch.denoiser.state_dict()[name], weight, atol=1e-3)
         for name, weight in source.denoiser.state_dict().items()
     )
-    assert continued.meta["started_from"] == {"kind": "denoiser", "path": str(first / "checkpoint"), "step": 30}
+    assert continued.meta["started_from"] == {
+        "kind": "denoiser",
+        "path": str(first / "checkpoint"),
+        "step": 30,
+        "added": None,
+    }
     assert scratch.meta["started_from"] is None
+    # learned absolute positions may be added to a rotary network: they start at zero, so the started
+    # network computes exactly what its source did
+    code, out, err = run(
+        capsys,
+        "train",
+        *tiny_lr,
+        "network.positions=rotary+learned",
+        f"run_dir={tmp_path / 'pos'}",
+        f"init_from={first / 'checkpoint'}",
+    )
+    assert code == 0, err
+    extended = load_model(tmp_path / "pos" / "checkpoint")
+    assert extended.meta["started_from"]["added"] == "learned positions"
+    assert extended.denoiser.pos is not None and float(extended.denoiser.pos.detach().abs().max()) < 1e-6
+    xt = torch.randint(0, source.process.num_states, (3, source.denoiser.config.seq_len))
+    t = torch.rand(3)
+    with torch.no_grad():
+        torch.testing.assert_close(extended.denoiser(xt, t), source.denoiser(xt, t), atol=1e-4, rtol=0)
+    # ... but not taken away
+    code, _, err = run(
+        capsys, "train", *tiny_lr, f"run_dir={tmp_path / 'back'}", f"init_from={tmp_path / 'pos' / 'checkpoint'}"
+    )
+    assert code == 2 and "another network" in err and len(err.strip().splitlines()) == 1, err
     # another network, another process, or no checkpoint at all: one line, exit 2
     for extra, needle in (
         (["network.dim=32"], "another network"),

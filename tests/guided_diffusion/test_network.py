@@ -19,12 +19,23 @@ def net(**kw) -> Denoiser:
     return model.eval()
 
 
-@pytest.mark.parametrize("positions", ["rotary", "learned"])
+@pytest.mark.parametrize("positions", ["rotary", "learned", "rotary+learned"])
 def test_output_shape_and_dtype(positions):
     model = net(positions=positions)
     out = model(torch.randint(0, 9, (3, 12)), torch.rand(3))
     assert out.shape == (3, 12, 9) and out.dtype == torch.float32
     assert model(torch.randint(0, 9, (3, 7)), torch.rand(3)).shape == (3, 7, 9)
+
+
+@pytest.mark.parametrize(("positions", "distinct"), [("rotary", False), ("learned", True), ("rotary+learned", True)])
+def test_only_absolute_positions_tell_positions_apart_when_every_token_is_the_same(positions, distinct):
+    """The masked prior is one token repeated: rotary attention then mixes identical values, so without an
+    absolute embedding every position gets the same output (the first unmasked tokens of padded data would
+    all be drawn from the average over positions)."""
+    model = net(positions=positions)
+    logits = model(torch.full((2, 12), 8), torch.ones(2))  # [2, 12, 9]
+    spread = float((logits - logits[:, :1]).abs().max())
+    assert (spread > 1e-3) is distinct, spread
 
 
 def test_time_flag():

@@ -27,8 +27,8 @@ def tiny_release(tmp_path_factory, data_dir):
         ]
     )
     assert code == 0
-    # qm9_udlm is trained in two stages; the second continues the first and is the one exported
-    return runs / "qm9_udlm_continued"
+    # qm9_udlm is trained in three stages, each continuing the one before; the last is the one exported
+    return runs / "qm9_udlm_positions"
 
 
 def test_tiny_release_trains_exports_evaluates_and_documents(tiny_release):
@@ -380,7 +380,7 @@ def test_ship_refuses_weights_over_the_limit_and_other_presets_keep_their_own_ru
     out = capsys.readouterr().out
     assert out.count("MiB limit of a shipped") == 2, out
     assert list(package.iterdir()) == []
-    assert (tmp_path / "runs" / "qm9_udlm_continued" / "shipped" / "MODEL_CARD.md").is_file()
+    assert (tmp_path / "runs" / "qm9_udlm_positions" / "shipped" / "MODEL_CARD.md").is_file()
 
     monkeypatch.setattr(release, "SHIP_LIMIT_MIB", {"denoiser": 8.0, "classifier": 4.0})
     assert main([*argv, "-n", "4", "--ship", "--no-train"]) == 0
@@ -427,25 +427,33 @@ def test_a_continued_denoiser_card_says_where_it_started(tmp_path):
 
 
 def test_a_model_released_in_stages_continues_each_from_the_one_before(tiny_release):
-    """qm9_udlm's second stage starts from the first stage's run, and its card gives both commands."""
+    """qm9_udlm's stages each start from the run before (the last adds learned positions), and its card gives
+    every command."""
     import json
 
+    runs = tiny_release.parent
+    for stage, previous in (("qm9_udlm_continued", "qm9_udlm"), ("qm9_udlm_positions", "qm9_udlm_continued")):
+        meta = json.loads((runs / stage / "checkpoint" / "model.json").read_text())
+        start = meta["started_from"]
+        assert start["kind"] == "denoiser" and start["path"] == str(runs / previous / "checkpoint"), stage
+        assert start["step"] == json.loads((runs / previous / "checkpoint" / "trainer.json").read_text())["step"]
     meta = json.loads((tiny_release / "shipped" / "model.json").read_text())
-    first = tiny_release.parent / "qm9_udlm"
-    assert meta["started_from"]["kind"] == "denoiser" and meta["started_from"]["path"] == str(first / "checkpoint")
-    assert meta["started_from"]["step"] == json.loads((first / "checkpoint" / "trainer.json").read_text())["step"]
+    assert meta["started_from"]["added"] == "learned positions"
+    assert meta["network"]["positions"] == "rotary+learned"
     card = (tiny_release / "shipped" / "MODEL_CARD.md").read_text()
-    first_command, second_command = (
+    commands = (
         "guide-gen train experiment=qm9_udlm resume=true",
-        "guide-gen train experiment=qm9_udlm_continued",
+        "guide-gen train experiment=qm9_udlm_continued init_from=runs/qm9_udlm/checkpoint resume=true",
+        "guide-gen train experiment=qm9_udlm_positions init_from=runs/qm9_udlm_continued/checkpoint",
     )
-    assert f"`{first_command}`, then `{second_command}" in card
-    assert "continued from the denoiser" in card
+    assert f"`{commands[0]}`, then `{commands[1]}`, then `{commands[2]}" in card
+    assert "continued from the denoiser" in card and "learned positions added" in card
 
 
 def test_only_the_cpu_and_tiny_recipes_continue_a_model_in_stages():
     from domains.molecules.release import stages
 
-    assert stages("qm9_udlm", "cpu") == ("qm9_udlm", "qm9_udlm_continued") == stages("qm9_udlm", "tiny")
+    staged = ("qm9_udlm", "qm9_udlm_continued", "qm9_udlm_positions")
+    assert stages("qm9_udlm", "cpu") == staged == stages("qm9_udlm", "tiny")
     assert stages("qm9_udlm", "gpu") == ("qm9_udlm",)
     assert stages("moses_mdlm", "cpu") == ("moses_mdlm_selfies",)

@@ -32,6 +32,8 @@ class ClassifierConfig:
         output_names: names of the outputs (properties or classes).
         reads: ``tokens`` (xt itself) or ``denoised`` (a frozen denoiser's predicted clean-token
             distribution, for NOS and PPLM).
+        positions: ``rotary`` or ``rotary+learned`` (learned absolute embeddings added to the inputs too;
+            see :class:`guided_diffusion.networks.dit.DenoiserConfig`).
     """
 
     num_states: int
@@ -45,8 +47,11 @@ class ClassifierConfig:
     time_conditioning: bool = True
     output_names: tuple[str, ...] = ()
     reads: Literal["tokens", "denoised"] = "tokens"
+    positions: Literal["rotary", "rotary+learned"] = "rotary"
 
     def __post_init__(self) -> None:
+        if self.positions not in ("rotary", "rotary+learned"):
+            raise ValueError(f"classifier positions must be 'rotary' or 'rotary+learned', got {self.positions!r}")
         if self.reads not in ("tokens", "denoised"):
             raise ValueError(f"classifier reads must be 'tokens' or 'denoised', got {self.reads!r}")
         if self.head not in ("gaussian", "categorical"):
@@ -89,6 +94,7 @@ class NoisyClassifier(nn.Module):
         )
         self.embed = nn.Parameter(torch.randn(cfg.num_states, cfg.dim) * 0.02)
         rotary = Rotary(cfg.dim // cfg.heads, cfg.seq_len)
+        self.pos = nn.Parameter(torch.randn(cfg.seq_len, cfg.dim) * 0.02) if cfg.positions == "rotary+learned" else None
         self.time = TimeEmbedding(cfg.dim) if cfg.time_conditioning else None
         self.blocks = nn.ModuleList(Block(trunk, rotary) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(cfg.dim)
@@ -99,6 +105,8 @@ class NoisyClassifier(nn.Module):
         """The trunk's final hidden states ``[B, L, D]``."""
         # token ids -> embedding rows; one-hot / soft inputs [B, L, S] -> their mixture of rows
         h = F.embedding(x, self.embed) if x.dtype == torch.long else x.to(self.embed.dtype) @ self.embed
+        if self.pos is not None:
+            h = h + self.pos[: h.shape[1]]
         batch = h.shape[0]
         c = torch.zeros(batch, self.config.dim, device=h.device, dtype=h.dtype)
         if self.time is not None:
@@ -129,8 +137,8 @@ def trunk_mismatch(cfg: ClassifierConfig, den: DenoiserConfig) -> str | None:
         )
         if mine != theirs
     ]
-    if den.positions != "rotary":
-        mismatches.append(f"positions rotary vs {den.positions}")
+    if den.positions != cfg.positions:
+        mismatches.append(f"positions {cfg.positions} vs {den.positions}")
     if not cfg.time_conditioning and (den.time_conditioning or den.num_classes or den.num_properties):
         mismatches.append("the denoiser sees t or a condition, the classifier sees neither")
     if not mismatches:
@@ -158,6 +166,8 @@ def init_from_denoiser(classifier: NoisyClassifier, denoiser: Denoiser) -> None:
     with torch.no_grad():
         classifier.embed.copy_(denoiser.embed.weight)
         classifier.blocks.load_state_dict(denoiser.blocks.state_dict())
+        if classifier.pos is not None and denoiser.pos is not None:
+            classifier.pos.copy_(denoiser.pos)
         null = denoiser.cond(None, 1, device)[0] if denoiser.cond is not None else torch.zeros(cfg.dim, device=device)
         if classifier.time is not None:
             last = classifier.time.mlp[-1]

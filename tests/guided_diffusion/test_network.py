@@ -119,12 +119,14 @@ def test_rotary_rotates_channel_pairs_and_scores_depend_on_offsets_only():
     torch.testing.assert_close(seq_q[3] @ seq_k[1], seq_q[9] @ seq_k[7], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("positions", ["rotary", "rotary+learned"])
 @pytest.mark.parametrize("time_conditioning", [True, False])
-def test_a_classifier_started_from_a_denoiser_computes_its_unconditional_hidden_states(time_conditioning):
+def test_a_classifier_started_from_a_denoiser_computes_its_unconditional_hidden_states(time_conditioning, positions):
     from classifiers.network import ClassifierConfig, NoisyClassifier, init_from_denoiser
 
-    denoiser = net(num_properties=2, time_conditioning=time_conditioning)
-    classifier = NoisyClassifier(ClassifierConfig(num_states=9, seq_len=12, num_outputs=2, dim=32, depth=2, heads=4))
+    denoiser = net(num_properties=2, time_conditioning=time_conditioning, positions=positions)
+    config = ClassifierConfig(num_states=9, seq_len=12, num_outputs=2, dim=32, depth=2, heads=4, positions=positions)
+    classifier = NoisyClassifier(config)
     x, t = torch.randint(0, 9, (3, 12)), torch.rand(3)
     assert not torch.allclose(classifier.hidden_states(x, t), denoiser.hidden_states(x, t)[0])
     init_from_denoiser(classifier, denoiser)
@@ -144,3 +146,21 @@ def test_a_classifier_of_another_size_cannot_start_from_a_denoiser():
     )
     with pytest.raises(ValueError, match="sees t or a condition"):
         init_from_denoiser(blind, net(time_conditioning=True))
+    with pytest.raises(ValueError, match="positions rotary vs rotary\\+learned"):
+        init_from_denoiser(
+            NoisyClassifier(ClassifierConfig(9, 12, 1, dim=32, depth=2, heads=4)), net(positions="rotary+learned")
+        )
+
+
+def test_a_classifier_with_learned_positions_tells_positions_apart_when_every_token_is_the_same():
+    from classifiers.network import ClassifierConfig, NoisyClassifier
+
+    for positions, distinct in (("rotary", False), ("rotary+learned", True)):
+        classifier = NoisyClassifier(ClassifierConfig(9, 12, 1, dim=32, depth=2, heads=4, positions=positions))
+        with torch.no_grad():
+            for p in classifier.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        h = classifier.hidden_states(torch.full((1, 12), 8), torch.ones(1))  # [1, 12, D]
+        assert (float((h - h[:, :1]).abs().max()) > 1e-3) is distinct, positions
+    with pytest.raises(ValueError, match="positions"):
+        ClassifierConfig(9, 12, 1, positions="learned")  # type: ignore[arg-type]

@@ -1,6 +1,6 @@
 """Molecule tokenizers: atom-level SMILES and SELFIES (Krenn et al. 2020), with vocabularies built from the
 training data. Inputs and outputs are SMILES whatever the representation; ``<pad>`` (id 0) fills
-sequences to a fixed length and is dropped when decoding."""
+sequences to a fixed length, so when decoding the first ``<pad>`` ends the molecule."""
 
 from __future__ import annotations
 
@@ -123,9 +123,18 @@ class MoleculeTokenizer:
         return out
 
     def decode_tokens(self, tokens: Tensor) -> list[str]:
-        """The representation's strings (SMILES or SELFIES), with padding removed."""
+        """The representation's strings (SMILES or SELFIES) up to the first ``<pad>``.
+
+        Training sequences are padded only at the end, so a ``<pad>`` ends the molecule; tokens a sampler puts
+        after one are not part of it (joining them across the gap would splice a molecule the model never
+        wrote). Ids outside the vocabulary (a mask) are skipped.
+        """
         vocab = self.vocabulary
-        return ["".join(vocab[i] for i in row.tolist() if 0 < i < len(vocab)) for row in tokens]
+        out = []
+        for row in tokens.tolist():
+            end = row.index(0) if 0 in row else len(row)
+            out.append("".join(vocab[i] for i in row[:end] if 0 < i < len(vocab)))
+        return out
 
     def decode(self, tokens: Tensor) -> list[str]:
         """SMILES strings for ``[N, L]`` ids (SELFIES are decoded to SMILES; "" when nothing decodes)."""

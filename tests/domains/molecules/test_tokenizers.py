@@ -64,12 +64,12 @@ def test_vocabulary_pad_first_unknown_token_and_length_errors():
     assert again.vocabulary == tok.vocabulary
 
 
-def test_decode_drops_padding_anywhere_and_selfies_never_fails():
+def test_the_first_pad_ends_a_molecule_and_selfies_never_fails():
     import torch
 
     tok = MoleculeTokenizer.fit("smiles", ["CCO"])
     c, o = tok.vocabulary.index("C"), tok.vocabulary.index("O")
-    assert tok.decode(torch.tensor([[c, 0, o, 0]])) == ["CO"]
+    assert tok.decode(torch.tensor([[c, o, 0, 0], [c, 0, o, 0], [0, c, c, o]])) == ["CO", "C", ""]
     sf = MoleculeTokenizer.fit("selfies", ["CCO", "c1ccccc1"])
     out = sf.decode(torch.randint(0, sf.vocab_size, (50, 12)))
     assert all(isinstance(s, str) for s in out)

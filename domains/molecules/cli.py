@@ -151,6 +151,8 @@ def generate_main(argv: list[str]) -> int:
         + (f", {out.rounds} rounds" if args.until_valid else "")
     )
     print(format_report(report))
+    if out.ended_early:
+        print(f"{out.ended_early} samples had tokens after their first <pad>; each molecule ends at its first <pad>")
     if args.out:
         names = list(dict.fromkeys([*model.domain.property_names, *(t.name for t in targets)]))
         count = write_samples(samples_table(out.smiles, canonical, values, names), args.out)

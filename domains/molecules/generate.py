@@ -88,13 +88,15 @@ def target_condition(targets: list[Target], domain: MoleculeDomain, device: torc
 
 @dataclass(frozen=True)
 class MoleculeSamples:
-    """Raw samples (every one drawn, valid or not), with sampling cost and the reverse steps taken."""
+    """Raw samples (every one drawn, valid or not), with sampling cost and the reverse steps taken;
+    ``ended_early`` counts samples with tokens after their first ``<pad>``, which decoding left out."""
 
     smiles: list[str]
     seconds: float
     nfe: int
     rounds: int
     steps: int
+    ended_early: int = 0
 
 
 def default_classifier(model: LoadedModel) -> Path:
@@ -228,7 +230,7 @@ def sample_molecules(
         mask, tokens = template_positions(template, model.domain)
         fixed_mask, fixed_tokens = mask.expand(n, -1), tokens.expand(n, -1)
     smiles: list[str] = []
-    seconds, nfe, rounds = 0.0, 0, 0
+    seconds, nfe, rounds, ended_early = 0.0, 0, 0, 0
     while True:
         gen = generate(
             model,
@@ -243,10 +245,13 @@ def sample_molecules(
             temperature=temperature,
         )
         smiles += model.domain.tokenizer.decode(gen.tokens)
+        ended_early += int(model.domain.tokenizer.ends_early(gen.tokens).sum())
         seconds, nfe, rounds = seconds + gen.seconds, nfe + gen.nfe, rounds + 1
         valid = sum(parse_molecule(s) is not None for s in smiles)
         if not until_valid or valid >= n or rounds >= max_rounds:
-            return MoleculeSamples(smiles=smiles, seconds=seconds, nfe=nfe, rounds=rounds, steps=gen.steps)
+            return MoleculeSamples(
+                smiles=smiles, seconds=seconds, nfe=nfe, rounds=rounds, steps=gen.steps, ended_early=ended_early
+            )
 
 
 def template_positions(template: str, domain: MoleculeDomain) -> tuple[torch.Tensor, torch.Tensor]:

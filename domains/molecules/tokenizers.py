@@ -136,6 +136,13 @@ class MoleculeTokenizer:
             out.append("".join(vocab[i] for i in row[:end] if 0 < i < len(vocab)))
         return out
 
+    @staticmethod
+    def ends_early(tokens: Tensor) -> Tensor:
+        """``[N]`` bool: rows with tokens after their first ``<pad>`` (which decoding leaves out)."""
+        padded = tokens == 0  # [N, L]
+        after_pad = padded.long().cummax(dim=-1).values.bool()  # from the first pad on
+        return (after_pad & ~padded).any(dim=-1)
+
     def decode(self, tokens: Tensor) -> list[str]:
         """SMILES strings for ``[N, L]`` ids (SELFIES are decoded to SMILES; "" when nothing decodes)."""
         strings = self.decode_tokens(tokens)

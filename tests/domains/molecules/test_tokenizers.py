@@ -69,7 +69,9 @@ def test_the_first_pad_ends_a_molecule_and_selfies_never_fails():
 
     tok = MoleculeTokenizer.fit("smiles", ["CCO"])
     c, o = tok.vocabulary.index("C"), tok.vocabulary.index("O")
-    assert tok.decode(torch.tensor([[c, o, 0, 0], [c, 0, o, 0], [0, c, c, o]])) == ["CO", "C", ""]
+    rows = torch.tensor([[c, o, 0, 0], [c, 0, o, 0], [0, c, c, o], [c, c, c, o]])
+    assert tok.decode(rows) == ["CO", "C", "", "CCCO"]
+    assert tok.ends_early(rows).tolist() == [False, True, True, False]
     sf = MoleculeTokenizer.fit("selfies", ["CCO", "c1ccccc1"])
     out = sf.decode(torch.randint(0, sf.vocab_size, (50, 12)))
     assert all(isinstance(s, str) for s in out)

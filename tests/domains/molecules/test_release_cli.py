@@ -47,23 +47,24 @@ def test_tiny_release_trains_exports_evaluates_and_documents(tiny_release):
 def test_a_paused_run_is_exported_only_when_asked_and_its_card_says_so(tmp_path, data_dir, capsys):
     runs = str(tmp_path)
     # one optimiser step, then the time budget (0 minutes) pauses the run
-    argv = ["molecules", "release", "--preset", "tiny", "--runs-dir", runs, "--models", "qm9_mdlm", "-n", "4"]
+    argv = ["molecules", "release", "--preset", "tiny", "--runs-dir", runs, "--models", "qm9_ar", "-n", "4"]
     assert main([*argv, "--max-minutes", "0"]) == 0
     assert "paused at step 1" in capsys.readouterr().out
-    assert not (tmp_path / "qm9_mdlm" / "shipped").exists()
+    assert not (tmp_path / "qm9_ar" / "shipped").exists()
 
     assert main([*argv, "--no-train", "--partial"]) == 0
-    card = (tmp_path / "qm9_mdlm" / "shipped" / "MODEL_CARD.md").read_text()
+    card = (tmp_path / "qm9_ar" / "shipped" / "MODEL_CARD.md").read_text()
     assert "1 steps (exported early: its schedule runs to 10" in card
 
-    assert main([*argv[:-4], "--models", "qm9_ar", "--no-train"]) == 0
+    assert main([*argv[:-4], "--models", "qm9_mdlm", "--no-train"]) == 0
     assert "no run in" in capsys.readouterr().out
 
 
 def test_an_export_is_documented_before_its_evaluation_runs(tmp_path, data_dir, monkeypatch):
     import domains.molecules.evaluation
 
-    argv = ["molecules", "release", "--preset", "tiny", "--runs-dir", str(tmp_path), "--models", "qm9_mdlm", "-n", "4"]
+    # qm9_ar is trained in one stage (the diffusion models' later stages wait for the first to finish)
+    argv = ["molecules", "release", "--preset", "tiny", "--runs-dir", str(tmp_path), "--models", "qm9_ar", "-n", "4"]
     assert main([*argv, "--max-minutes", "0"]) == 0
 
     def interrupted(*args, **kwargs):
@@ -71,7 +72,7 @@ def test_an_export_is_documented_before_its_evaluation_runs(tmp_path, data_dir, 
 
     monkeypatch.setattr(domains.molecules.evaluation, "evaluate_model", interrupted)
     assert main([*argv, "--no-train", "--partial"]) != 0
-    card = (tmp_path / "qm9_mdlm" / "shipped" / "MODEL_CARD.md").read_text()
+    card = (tmp_path / "qm9_ar" / "shipped" / "MODEL_CARD.md").read_text()
     assert "Not evaluated yet" in card and "1 steps (exported early" in card
 
 
@@ -456,4 +457,5 @@ def test_only_the_cpu_and_tiny_recipes_continue_a_model_in_stages():
     staged = ("qm9_udlm", "qm9_udlm_continued", "qm9_udlm_positions")
     assert stages("qm9_udlm", "cpu") == staged == stages("qm9_udlm", "tiny")
     assert stages("qm9_udlm", "gpu") == ("qm9_udlm",)
-    assert stages("moses_mdlm", "cpu") == ("moses_mdlm_selfies",)
+    assert stages("moses_mdlm", "cpu") == ("moses_mdlm_selfies", "moses_mdlm_selfies_positions")
+    assert stages("qm9_ar", "cpu") == ("qm9_ar",)

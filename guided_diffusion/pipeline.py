@@ -195,6 +195,30 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Loade
     return LoadedModel(denoiser=model, process=process, domain=domain, meta=meta, path=path)
 
 
+@dataclass(frozen=True)
+class Validation:
+    """Output of :func:`validate_model`: the mean metrics over seeds and the number of validation rows."""
+
+    metrics: dict[str, float]
+    rows: int
+
+
+def validate_model(model: LoadedModel, *, seeds: tuple[int, ...] = (0,), batch_size: int = 256) -> Validation:
+    """The denoiser's NELBO on its domain's whole validation set (nats and bits per token, unconditional and,
+    with conditions, conditional), averaged over ``seeds`` of the times and noise: one estimator for every
+    checkpoint, unlike the training log's, which sees ``val_batches`` batches.
+
+    Raises:
+        ValueError: for no seeds or a batch size below 1.
+    """
+    if not seeds or batch_size < 1:
+        raise ValueError(f"validate_model needs at least one seed and batch_size >= 1, got {seeds} and {batch_size}")
+    _, val = model.domain.datasets()
+    objective = DenoiserObjective(model.process)
+    runs = [objective.evaluate(model.denoiser, val, batch_size=batch_size, seed=seed) for seed in seeds]
+    return Validation(metrics={key: sum(r[key] for r in runs) / len(runs) for key in runs[0]}, rows=len(val))
+
+
 def export_model(src: str | Path, dst: str | Path, *, dtype: torch.dtype = torch.float16) -> Path:
     """Write a shippable copy of a checkpoint: EMA weights cast to ``dtype`` plus ``model.json``
     (no optimiser state)."""

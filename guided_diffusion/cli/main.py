@@ -1,6 +1,6 @@
 """``guide-gen``: one console script with explicit subcommands.
 
-Built-in: ``train``, ``sample``, ``export``. Domain packages add commands (``guide-gen molecules ...``)
+Built-in: ``train``, ``sample``, ``export``, ``validate``. Domain packages add commands (``guide-gen molecules ...``)
 through the ``guide_gen.commands`` entry-point group.
 """
 
@@ -19,6 +19,7 @@ commands:
   train [key=value ...]            train a denoiser (Hydra overrides of configs/train.yaml)
   sample checkpoint=PATH [...]     sample from a denoiser (overrides of configs/sample.yaml)
   export SRC DST                   write a shippable fp16 copy of a checkpoint
+  validate CHECKPOINT [...]        NELBO of a denoiser on its whole validation set
   bench NAME [...]                 run a benchmark ({benchmarks})
 {plugins}
 Run 'guide-gen COMMAND --help' for a command's options."""
@@ -37,6 +38,10 @@ def _builtin(name: str) -> Callable[[list[str]], int] | None:
         from guided_diffusion.cli import export_cmd
 
         return export_cmd.main
+    if name == "validate":
+        from guided_diffusion.cli import validate_cmd
+
+        return validate_cmd.main
     if name == "bench":
         return _bench
     return None
@@ -70,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 command = load_plugin(COMMAND_GROUP, name)
             except ValueError:
-                known = ["train", "sample", "export", "bench", *available(COMMAND_GROUP)]
+                known = ["train", "sample", "export", "validate", "bench", *available(COMMAND_GROUP)]
                 raise UsageError(f"unknown command {name!r}; allowed: {', '.join(known)}") from None
         if name in ("train", "sample") and rest and rest[0] in ("-h", "--help"):
             print(_usage())

@@ -2,9 +2,13 @@
 
 ``init_from=FOLDER`` continues training a denoiser checkpoint of the same network, process and data with a
 fresh optimiser and learning-rate schedule (a warm restart), recorded as ``started_from`` in the checkpoint.
+Resuming such a run (``resume=true`` with a checkpoint in ``run_dir``) no longer needs the ``init_from`` folder:
+the run's own checkpoint holds the weights and its ``started_from`` record.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from guided_diffusion.cli.config import build, compose_config, to_container
 from guided_diffusion.cli.devices import resolve_device
@@ -24,7 +28,7 @@ def main(argv: list[str]) -> int:
     if trainer.device is not None:
         resolve_device(trainer.device)  # a one-line error when CUDA is asked for and missing
     init_from = None
-    if cfg.get("init_from"):
+    if cfg.get("init_from") and not (cfg.resume and _has_checkpoint(Path(cfg.run_dir))):
         try:
             init_from = load_model(cfg.init_from)
         except CheckpointError as err:
@@ -46,3 +50,7 @@ def main(argv: list[str]) -> int:
     state = "finished" if result.finished else "paused (resume=true continues)"
     print(f"{state} at step {result.step}; checkpoint: {result.checkpoint}")
     return 0
+
+
+def _has_checkpoint(run_dir: Path) -> bool:
+    return (run_dir / "checkpoint").exists() or (run_dir / ".checkpoint.old").exists()

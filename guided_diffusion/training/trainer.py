@@ -287,6 +287,11 @@ def _flops_per_token(model: nn.Module, seq_len: int) -> float:
     return 6.0 * sum(p.numel() for p in model.parameters())
 
 
+# Validation draws its times and noise from this seed in every run, whatever trainer.seed is, so that runs,
+# and the stages of a continued run (which change the seed for a new batch order), report comparable numbers.
+VALIDATION_SEED = 12345
+
+
 def _validate(
     model: nn.Module, ema: EMA, objective: Objective, data: TokenDataset, config: TrainerConfig
 ) -> dict[str, float]:
@@ -295,7 +300,7 @@ def _validate(
     ema.copy_to(model)
     try:
         subset = data.subset(slice(0, config.val_batches * config.batch_size))
-        return objective.evaluate(model, subset, batch_size=config.batch_size, seed=config.seed + 12345)
+        return objective.evaluate(model, subset, batch_size=config.batch_size, seed=VALIDATION_SEED)
     finally:
         with torch.no_grad():
             for name, p in model.named_parameters():
@@ -360,6 +365,8 @@ def _restore(
             raise CheckpointError(f"cannot resume {ckpt_dir}: its {key} differs from this run's")
     if stored.get("data", {}).get("train_fingerprint") != meta["data"]["train_fingerprint"]:
         raise CheckpointError(f"cannot resume {ckpt_dir}: it was trained on different data")
+    if "started_from" in stored:  # where the run began is the checkpoint's record, whatever resumes it
+        meta["started_from"] = stored["started_from"]
     state = read_json(ckpt_dir, "trainer")
     tensors = read_tensors(ckpt_dir, "trainer")
     device = next(model.parameters()).device

@@ -45,6 +45,9 @@ def run(capsys, *argv):
         (["sample", "checkpoint=x", "temperature=0"], "temperature must be a number > 0"),
         (["sample", "checkpoint=x", "device=gpu"], "unknown device 'gpu'; allowed: cpu, cuda, cuda:N"),
         (["export", "only-one-arg"], "required"),
+        (["validate", "/nonexistent/ckpt"], "no checkpoint at"),
+        (["validate", "x", "--seeds", "a,b"], "--seeds must be comma-separated integers"),
+        (["validate", "x", "--batch-size", "0"], "--batch-size must be >= 1"),
         (["train-classifier", "start_from_denoiser=true"], "pass denoiser=PATH"),
     ],
 )
@@ -89,6 +92,13 @@ def test_train_then_sample_with_cfg_then_export(tmp_path, capsys):
     code, out, err = run(capsys, "export", str(run_dir / "checkpoint"), str(tmp_path / "shipped"))
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == ["model.json", "model.safetensors"]
+    # validate: the whole validation set, the mean over seeds of the times and noise
+    nats = {}
+    for seeds in ("0", "1", "0,1"):
+        code, out, err = run(capsys, "validate", str(tmp_path / "shipped"), "--seeds", seeds, "--device", "cpu")
+        assert code == 0 and "64 validation rows" in out, err
+        nats[seeds] = float(out.split("val_nats_per_token ")[1].split()[0])
+    assert nats["0"] != nats["1"] and nats["0,1"] == pytest.approx((nats["0"] + nats["1"]) / 2, abs=2e-4)
     code, out, err = run(
         capsys, "sample", f"checkpoint={tmp_path / 'shipped'}", "num_samples=4", "steps=4", "progress=false"
     )
@@ -136,6 +146,19 @@ def test_train_init_from_continues_a_denoiser_and_refuses_another_network(tmp_pa
         "added": None,
     }
     assert scratch.meta["started_from"] is None
+    # resuming the continued run needs its own checkpoint only: the init_from folder may be gone, and the
+    # record of where the run started stays the checkpoint's
+    code, out, err = run(
+        capsys,
+        "train",
+        *tiny_lr,
+        "trainer.max_steps=2",
+        f"run_dir={second}",
+        f"init_from={tmp_path / 'gone'}",
+        "resume=true",
+    )
+    assert code == 0 and "finished at step 2" in out, err
+    assert load_model(second / "checkpoint").meta["started_from"] == continued.meta["started_from"]
     # learned absolute positions may be added to a rotary network: they start at zero, so the started
     # network computes exactly what its source did
     code, out, err = run(

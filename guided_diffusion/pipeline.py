@@ -195,6 +195,10 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Loade
     return LoadedModel(denoiser=model, process=process, domain=domain, meta=meta, path=path)
 
 
+# the seeds of the times and noise of :func:`validate_model` unless told otherwise (``guide-gen validate``, cards)
+VALIDATION_SEEDS = (0, 1)
+
+
 @dataclass(frozen=True)
 class Validation:
     """Output of :func:`validate_model`: the mean metrics over seeds and the number of validation rows."""
@@ -203,7 +207,9 @@ class Validation:
     rows: int
 
 
-def validate_model(model: LoadedModel, *, seeds: tuple[int, ...] = (0,), batch_size: int = 256) -> Validation:
+def validate_model(
+    model: LoadedModel, *, seeds: tuple[int, ...] = VALIDATION_SEEDS, batch_size: int = 256
+) -> Validation:
     """The denoiser's NELBO on its domain's whole validation set (nats and bits per token, unconditional and,
     with conditions, conditional), averaged over ``seeds`` of the times and noise: one estimator for every
     checkpoint, unlike the training log's, which sees ``val_batches`` batches.

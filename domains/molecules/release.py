@@ -19,7 +19,7 @@ from domains.molecules.generate import CHECKPOINTS
 from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
 from guided_diffusion.cli.train_cmd import main as train_main
-from guided_diffusion.pipeline import export_model, load_model
+from guided_diffusion.pipeline import VALIDATION_SEEDS, export_model, load_model, validate_model
 from guided_diffusion.training.checkpoint import atomic_write_text, read_json
 
 # shipped name -> experiment config (configs/experiment/<name>.yaml)
@@ -37,7 +37,12 @@ MODELS: dict[str, str] = {
 CONTINUED: dict[str, tuple[str, ...]] = {
     "moses_udlm": ("moses_udlm_selfies_continued", "moses_udlm_selfies_positions"),
     "moses_mdlm": ("moses_mdlm_selfies_positions",),
-    "qm9_udlm": ("qm9_udlm_continued", "qm9_udlm_positions"),
+    "qm9_udlm": (
+        "qm9_udlm_continued",
+        "qm9_udlm_positions",
+        "qm9_udlm_positions_continued",
+        "qm9_udlm_positions_continued2",
+    ),
     "qm9_mdlm": ("qm9_mdlm_continued",),
 }
 CONTINUING_PRESETS = ("cpu", "tiny")
@@ -254,9 +259,10 @@ def release(
         model = load_model(folder, device=resolve_device(None))
         rows = evaluate_model(model, runs_dir / stages(name, preset)[-1] / "evaluation", n=n, fcd=preset != "tiny")
         table = format_table(rows, n=n, seed=0, steps=64)
+        validation = validate_model(model, seeds=VALIDATION_SEEDS).metrics
         atomic_write_text(
             folder / "MODEL_CARD.md",
-            model_card(name, folder, _recipe(preset, name, extra), table, n=n, preset=preset),
+            model_card(name, folder, _recipe(preset, name, extra), table, n=n, preset=preset, validation=validation),
         )
         status[name] = f"done: {folder}{notes[name]}"
     return status
@@ -275,14 +281,33 @@ def _steps(meta: dict) -> str:
     return f"{step:,} steps (exported early: its schedule runs to {total:,}; resuming the command continues it)"
 
 
-def model_card(name: str, folder: Path, command: str, table: str | None, *, n: int, preset: str = "cpu") -> str:
-    """Markdown model card: what, how it was trained (command, data, wall time, hardware), how it scores."""
+def model_card(
+    name: str,
+    folder: Path,
+    command: str,
+    table: str | None,
+    *,
+    n: int,
+    preset: str = "cpu",
+    validation: dict[str, float] | None = None,
+) -> str:
+    """Markdown model card: what, how it was trained (command, data, wall time, hardware), how it scores.
+
+    ``validation`` is :func:`validate_model`'s bound (whole validation set, fixed seeds), comparable across
+    checkpoints; without it the card gives the training log's last validation, which is not.
+    """
     meta = read_json(folder, "model")
     training, data, domain = meta["training"], meta["data"], meta["domain"]["state"]
     trainer = training["trainer"]
     size = sum(p.stat().st_size for p in folder.glob("*.safetensors")) / 2**20
     net = meta["network"]
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in meta.get("metrics", {}).items())
+    if validation is None:
+        source, values = "the training log's last validation, on part of the validation set", meta.get("metrics", {})
+    else:
+        seeds = ",".join(map(str, VALIDATION_SEEDS))
+        source = f"`guide-gen validate <this folder> --seeds {seeds}`: every validation molecule, fixed seeds"
+        values = validation
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in values.items())
     process = meta["process"]["name"]
     what = "autoregressive (left-to-right) model" if process == "autoregressive" else f"{process} diffusion"
     evaluate = f"guide-gen molecules evaluate --checkpoint <this folder> -n {n} --seed 0 --out DIR"
@@ -305,7 +330,7 @@ molecules (length {domain["seq_len"]}), conditioned on {", ".join(domain["proper
 - **Training**: {_steps(meta)} of batch {trainer["batch_size"]}, lr {trainer["lr"]}, EMA {trainer["ema_decay"]};
   {training["wall_seconds"] / 60:.1f} min wall time on {training["hardware"]} x{training["world_size"]},
   precision {training["precision"]}{"; " + _start(meta) if meta.get("started_from") else ""}.
-- **Validation** (EMA weights): {metrics}.
+- **Validation** (EMA weights; {source}): {metrics}.
 
 ## Evaluation
 

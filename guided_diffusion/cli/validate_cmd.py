@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
-from guided_diffusion.pipeline import load_model, validate_model
+from guided_diffusion.pipeline import VALIDATION_SEEDS, load_model, validate_model
 
 
 def _seeds(text: str) -> tuple[int, ...]:
@@ -21,7 +21,8 @@ def _seeds(text: str) -> tuple[int, ...]:
 def main(argv: list[str]) -> int:
     parser = ArgumentParser(prog="guide-gen validate", description=__doc__.splitlines()[0].split(": ", 1)[1])
     parser.add_argument("checkpoint", help="denoiser checkpoint folder")
-    parser.add_argument("--seeds", default="0,1", help="seeds of the times and noise, averaged (default 0,1)")
+    default = ",".join(map(str, VALIDATION_SEEDS))
+    parser.add_argument("--seeds", default=default, help=f"seeds of the times and noise, averaged (default {default})")
     parser.add_argument("--batch-size", type=int, default=256, help="rows per network pass")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     args = parser.parse_args(argv)

@@ -27,8 +27,8 @@ def tiny_release(tmp_path_factory, data_dir):
         ]
     )
     assert code == 0
-    # qm9_udlm is trained in three stages, each continuing the one before; the last is the one exported
-    return runs / "qm9_udlm_positions"
+    # qm9_udlm is trained in five stages, each continuing the one before; the last is the one exported
+    return runs / "qm9_udlm_positions_continued2"
 
 
 def test_tiny_release_trains_exports_evaluates_and_documents(tiny_release):
@@ -38,6 +38,8 @@ def test_tiny_release_trains_exports_evaluates_and_documents(tiny_release):
     assert "guide-gen molecules release --preset tiny --models qm9_udlm" in card
     assert not (tiny_release.parent / "qm9_udlm" / "shipped").exists()
     assert "| unguided | none |" in card and "rings=3" in card
+    # the card's validation is guide-gen validate's (comparable across checkpoints), not the training log's
+    assert "`guide-gen validate <this folder> --seeds 0,1`: every validation molecule" in card
     assert (tiny_release / "evaluation" / "evaluation.json").is_file()
     regressor_card = (tiny_release.parent / "qm9_udlm_regressor" / "shipped" / "MODEL_CARD.md").read_text()
     assert "Validation RMSE" in regressor_card and "| qed |" in regressor_card
@@ -381,7 +383,7 @@ def test_ship_refuses_weights_over_the_limit_and_other_presets_keep_their_own_ru
     out = capsys.readouterr().out
     assert out.count("MiB limit of a shipped") == 2, out
     assert list(package.iterdir()) == []
-    assert (tmp_path / "runs" / "qm9_udlm_positions" / "shipped" / "MODEL_CARD.md").is_file()
+    assert (tmp_path / "runs" / "qm9_udlm_positions_continued2" / "shipped" / "MODEL_CARD.md").is_file()
 
     monkeypatch.setattr(release, "SHIP_LIMIT_MIB", {"denoiser": 8.0, "classifier": 4.0})
     assert main([*argv, "-n", "4", "--ship", "--no-train"]) == 0
@@ -421,6 +423,7 @@ def test_a_continued_denoiser_card_says_where_it_started(tmp_path):
     (folder / "model.json").write_text(json.dumps(meta))
     plain = model_card("moses_udlm", folder, "cmd", None, n=8)
     assert "continued from" not in plain and "started from random weights" not in plain
+    assert "the training log's last validation" in plain  # no validation measured for this card
     meta["started_from"] = {"kind": "denoiser", "path": "runs/moses_udlm_selfies/checkpoint", "step": 4000}
     (folder / "model.json").write_text(json.dumps(meta))
     card = model_card("moses_udlm", folder, "cmd", None, n=8)
@@ -428,33 +431,41 @@ def test_a_continued_denoiser_card_says_where_it_started(tmp_path):
 
 
 def test_a_model_released_in_stages_continues_each_from_the_one_before(tiny_release):
-    """qm9_udlm's stages each start from the run before (the last adds learned positions), and its card gives
+    """qm9_udlm's stages each start from the run before (the third adds learned positions), and its card gives
     every command."""
     import json
 
+    from domains.molecules.release import stages
+
     runs = tiny_release.parent
-    for stage, previous in (("qm9_udlm_continued", "qm9_udlm"), ("qm9_udlm_positions", "qm9_udlm_continued")):
+    chain = stages("qm9_udlm", "tiny")
+    for previous, stage in zip(chain, chain[1:]):
         meta = json.loads((runs / stage / "checkpoint" / "model.json").read_text())
         start = meta["started_from"]
         assert start["kind"] == "denoiser" and start["path"] == str(runs / previous / "checkpoint"), stage
         assert start["step"] == json.loads((runs / previous / "checkpoint" / "trainer.json").read_text())["step"]
+        assert start["added"] == ("learned positions" if stage == "qm9_udlm_positions" else None), stage
     meta = json.loads((tiny_release / "shipped" / "model.json").read_text())
-    assert meta["started_from"]["added"] == "learned positions"
     assert meta["network"]["positions"] == "rotary+learned"
     card = (tiny_release / "shipped" / "MODEL_CARD.md").read_text()
-    commands = (
-        "guide-gen train experiment=qm9_udlm resume=true",
-        "guide-gen train experiment=qm9_udlm_continued init_from=runs/qm9_udlm/checkpoint resume=true",
-        "guide-gen train experiment=qm9_udlm_positions init_from=runs/qm9_udlm_continued/checkpoint",
-    )
-    assert f"`{commands[0]}`, then `{commands[1]}`, then `{commands[2]}" in card
-    assert "continued from the denoiser" in card and "learned positions added" in card
+    commands = [f"guide-gen train experiment={chain[0]} resume=true"] + [
+        f"guide-gen train experiment={stage} init_from=runs/{previous}/checkpoint resume=true"
+        for previous, stage in zip(chain, chain[1:])
+    ]
+    assert "`, then `".join(commands) in card
+    assert "continued from the denoiser" in card
 
 
 def test_only_the_cpu_and_tiny_recipes_continue_a_model_in_stages():
     from domains.molecules.release import stages
 
-    staged = ("qm9_udlm", "qm9_udlm_continued", "qm9_udlm_positions")
+    staged = (
+        "qm9_udlm",
+        "qm9_udlm_continued",
+        "qm9_udlm_positions",
+        "qm9_udlm_positions_continued",
+        "qm9_udlm_positions_continued2",
+    )
     assert stages("qm9_udlm", "cpu") == staged == stages("qm9_udlm", "tiny")
     assert stages("qm9_udlm", "gpu") == ("qm9_udlm",)
     assert stages("moses_mdlm", "cpu") == ("moses_mdlm_selfies", "moses_mdlm_selfies_positions")

@@ -255,12 +255,17 @@ def plot(summary: pd.DataFrame, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     targets = list(dict.fromkeys(summary["target"]))
+    # one colour per method (tab20 has enough for every method of the sweep), one line style per model
+    methods = list(dict.fromkeys(summary["method"]))
+    colours = {m: plt.get_cmap("tab20")(i % 20) for i, m in enumerate(methods)}
+    styles = {"AR": ":", "MDLM": "--", "UDLM": "-"}
     fig, axes = plt.subplots(1, len(targets), figsize=(6 * len(targets), 4.5), squeeze=False)
     for ax, target in zip(axes[0], targets, strict=True):
         part = summary[summary["target"] == target]
         for method, rows in part.groupby("method", sort=False):
-            ax.plot(rows["novel"], rows["novel_mean"], "-", alpha=0.6, label=method)
-            ax.scatter(rows["novel"], rows["novel_mean"], s=12 * rows["scale"], alpha=0.8)
+            style, colour = styles.get(str(method).split()[0], "-"), colours[method]
+            ax.plot(rows["novel"], rows["novel_mean"], style, color=colour, alpha=0.8, label=method)
+            ax.scatter(rows["novel"], rows["novel_mean"], s=12 * rows["scale"], color=colour, alpha=0.8)
         ax.set_xlabel("novel molecules")
         ax.set_ylabel(f"mean {target.split('>')[0].split('=')[0]} of novel molecules")
         ax.set_title(target)

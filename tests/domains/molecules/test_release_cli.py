@@ -433,13 +433,14 @@ def test_a_continued_denoiser_card_says_where_it_started(tmp_path):
 def test_a_model_released_in_stages_continues_each_from_the_one_before(tiny_release):
     """qm9_udlm's stages each start from the run before (the third adds learned positions), and its card gives
     every command."""
+    import itertools
     import json
 
     from domains.molecules.release import stages
 
     runs = tiny_release.parent
     chain = stages("qm9_udlm", "tiny")
-    for previous, stage in zip(chain, chain[1:]):
+    for previous, stage in itertools.pairwise(chain):
         meta = json.loads((runs / stage / "checkpoint" / "model.json").read_text())
         start = meta["started_from"]
         assert start["kind"] == "denoiser" and start["path"] == str(runs / previous / "checkpoint"), stage
@@ -450,7 +451,7 @@ def test_a_model_released_in_stages_continues_each_from_the_one_before(tiny_rele
     card = (tiny_release / "shipped" / "MODEL_CARD.md").read_text()
     commands = [f"guide-gen train experiment={chain[0]} resume=true"] + [
         f"guide-gen train experiment={stage} init_from=runs/{previous}/checkpoint resume=true"
-        for previous, stage in zip(chain, chain[1:])
+        for previous, stage in itertools.pairwise(chain)
     ]
     assert "`, then `".join(commands) in card
     assert "continued from the denoiser" in card

@@ -257,8 +257,8 @@ def test_the_readme_custom_guidance_example_runs(tiny_release, monkeypatch, caps
 def test_a_classifier_card_says_when_its_run_was_never_validated(tmp_path):
     import json
 
+    from domains.molecules.cards import classifier_card
     from domains.molecules.generate import CHECKPOINTS
-    from domains.molecules.release import classifier_card
 
     meta = json.loads((CHECKPOINTS / "qm9_udlm_regressor" / "model.json").read_text())
     assert "| qed |" in classifier_card("r", CHECKPOINTS / "qm9_udlm_regressor", "guide-gen molecules release")
@@ -276,7 +276,7 @@ def test_a_regressor_fine_tuned_on_sampled_molecules(tiny_release, tiny_regresso
     """extra_data labels a CSV's molecules with RDKit (invalid ones dropped) and adds them, repeated, to the
     training rows; init_from starts from another regressor's weights; both are recorded and carded."""
     from classifiers import load_classifier
-    from domains.molecules.release import classifier_card
+    from domains.molecules.cards import classifier_card
     from guided_diffusion.training.checkpoint import read_json
 
     csv = tmp_path / "samples.csv"
@@ -413,20 +413,20 @@ def test_a_continued_denoiser_card_says_where_it_started(tmp_path):
     import json
     import shutil
 
+    from domains.molecules.cards import model_card
     from domains.molecules.generate import shipped_checkpoint
-    from domains.molecules.release import model_card
 
     folder = tmp_path / "moses_udlm"
     shutil.copytree(shipped_checkpoint("moses", "udlm"), folder)
     meta = json.loads((folder / "model.json").read_text())
     meta["started_from"] = None
     (folder / "model.json").write_text(json.dumps(meta))
-    plain = model_card("moses_udlm", folder, "cmd", None, n=8)
+    plain = model_card("moses_udlm", folder, "cmd", None, n=8, chain=("moses_udlm_selfies",))
     assert "continued from" not in plain and "started from random weights" not in plain
     assert "the training log's last validation" in plain  # no validation measured for this card
     meta["started_from"] = {"kind": "denoiser", "path": "runs/moses_udlm_selfies/checkpoint", "step": 4000}
     (folder / "model.json").write_text(json.dumps(meta))
-    card = model_card("moses_udlm", folder, "cmd", None, n=8)
+    card = model_card("moses_udlm", folder, "cmd", None, n=8, chain=("moses_udlm_selfies",))
     assert "continued from the denoiser runs/moses_udlm_selfies/checkpoint (step 4,000)" in card
 
 

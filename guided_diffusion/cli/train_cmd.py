@@ -14,7 +14,7 @@ from guided_diffusion.cli.config import build, compose_config, to_container
 from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import UsageError
 from guided_diffusion.pipeline import InitFromMismatch, load_model, train_denoiser
-from guided_diffusion.training.checkpoint import CheckpointError
+from guided_diffusion.training.checkpoint import CheckpointError, has_checkpoint
 
 
 def main(argv: list[str]) -> int:
@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
     if trainer.device is not None:
         resolve_device(trainer.device)  # a one-line error when CUDA is asked for and missing
     init_from = None
-    if cfg.get("init_from") and not (cfg.resume and _has_checkpoint(Path(cfg.run_dir))):
+    if cfg.get("init_from") and not (cfg.resume and has_checkpoint(Path(cfg.run_dir) / "checkpoint")):
         try:
             init_from = load_model(cfg.init_from)
         except CheckpointError as err:
@@ -50,7 +50,3 @@ def main(argv: list[str]) -> int:
     state = "finished" if result.finished else "paused (resume=true continues)"
     print(f"{state} at step {result.step}; checkpoint: {result.checkpoint}")
     return 0
-
-
-def _has_checkpoint(run_dir: Path) -> bool:
-    return (run_dir / "checkpoint").exists() or (run_dir / ".checkpoint.old").exists()

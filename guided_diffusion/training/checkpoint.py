@@ -90,6 +90,12 @@ def save_checkpoint(
     return directory
 
 
+def has_checkpoint(directory: str | os.PathLike[str]) -> bool:
+    """Whether :func:`resolve_checkpoint` finds a checkpoint at ``directory`` (or its ``.old`` copy)."""
+    directory = Path(directory)
+    return directory.is_dir() or directory.with_name(f".{directory.name}.old").is_dir()
+
+
 def resolve_checkpoint(directory: str | os.PathLike[str]) -> Path:
     """The checkpoint folder to read: ``directory``, or its ``.old`` copy if a swap was interrupted.
 

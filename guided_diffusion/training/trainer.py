@@ -20,6 +20,7 @@ from guided_diffusion.networks.dit import Denoiser, per_token_parameters
 from guided_diffusion.training.checkpoint import (
     FORMAT_VERSION,
     CheckpointError,
+    has_checkpoint,
     read_json,
     read_tensors,
     resolve_checkpoint,
@@ -128,7 +129,7 @@ def train(
     }
     step, wall_before = 0, 0.0
     metrics: dict[str, float] = {}
-    if resume and (ckpt_dir.exists() or ckpt_dir.with_name(".checkpoint.old").exists()):
+    if resume and has_checkpoint(ckpt_dir):
         step, wall_before, metrics = _restore(ckpt_dir, model, optimizer, ema, names, meta)
         if log and ctx.is_main:
             print(f"resumed from {resolve_checkpoint(ckpt_dir)} at step {step}", flush=True)

@@ -11,8 +11,9 @@ class UsageError(Exception):
 
 
 def one_line(err: BaseException) -> str:
-    """The innermost cause's message, flattened to one line."""
-    while err.__cause__ is not None and str(err.__cause__):
+    """The innermost cause's message that the message around it does not already carry (so a file name said
+    by the outer error stays), flattened to one line."""
+    while err.__cause__ is not None and str(err.__cause__) and str(err.__cause__) not in str(err):
         err = err.__cause__
     text = str(err) or type(err).__name__
     return " ".join(part.strip() for part in text.strip().splitlines() if part.strip())

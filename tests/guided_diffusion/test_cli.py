@@ -60,6 +60,15 @@ def test_bad_input_gives_one_line_and_exit_2(capsys, argv, needle):
     assert "Traceback" not in err
 
 
+def test_a_corrupt_checkpoint_names_its_file(tmp_path, capsys):
+    (tmp_path / "model.json").write_text("{")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    for argv in (["validate", str(tmp_path)], ["sample", f"checkpoint={tmp_path}"]):
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"{tmp_path / 'model.json'} is not valid JSON" in err, err
+
+
 def test_usage(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0 and "train" in out and "sample" in out

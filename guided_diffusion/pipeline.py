@@ -258,11 +258,13 @@ def generate(
     fixed_mask: torch.Tensor | None = None,
     fixed_tokens: torch.Tensor | None = None,
     temperature: float = 1.0,
+    autocast: torch.dtype | None = None,
 ) -> Generation:
     """Sample ``num_samples`` sequences in batches of ``batch_size`` with one seeded generator.
 
     ``guidance`` is shared by all batches, so its conditions must have one row (broadcast to every sample).
-    ``temperature`` divides the denoiser's logits (see :func:`guided_diffusion.sampling.sample`).
+    ``temperature`` divides the denoiser's logits and ``autocast`` (``torch.bfloat16``) runs every network
+    pass in that precision (see :func:`guided_diffusion.sampling.sample`).
     An autoregressive model always takes one step per position, whatever ``steps`` says.
     """
     if batch_size < 1:
@@ -288,6 +290,7 @@ def generate(
             final_step=final_step,  # type: ignore[arg-type]
             progress=progress,
             temperature=temperature,
+            autocast=autocast,
         )
         chunks.append(result.tokens.cpu())
         nfe += result.nfe

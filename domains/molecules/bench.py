@@ -18,7 +18,7 @@ from domains.molecules.generate import (
 )
 from domains.molecules.targets import parse_target
 from guided_diffusion.benchmarks.guidance_speed import format_rows, measure, standard_methods
-from guided_diffusion.cli.devices import describe_device, resolve_device
+from guided_diffusion.cli.devices import PRECISION_HELP, PRECISIONS, describe_device, resolve_device, sampling_autocast
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
 from guided_diffusion.guidance import ClassifierFreeGuidance
 from guided_diffusion.pipeline import load_model
@@ -43,8 +43,16 @@ def main(argv: list[str]) -> int:
     )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument(
+        "--precision",
+        default="fp32",
+        help=f"{', '.join(PRECISIONS)}, or several comma-separated (each method is timed in each, interleaved; "
+        "ratios are to unguided in the first): " + PRECISION_HELP,
+    )
     args = p.parse_args(argv)
     device = resolve_device(args.device)
+    names = list(dict.fromkeys(x.strip() for x in args.precision.split(",")))
+    precisions = {name: sampling_autocast(name, device) for name in names}
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -58,13 +66,18 @@ def main(argv: list[str]) -> int:
         )
     except ValueError as err:
         raise UsageError(str(err)) from None
-    methods = standard_methods(
+    standard = standard_methods(
         lambda: ClassifierFreeGuidance(condition, guidance_scale=args.guidance_scale),
         term.log_likelihood,
         guidance_scale=args.guidance_scale,
         top_k=args.top_k,
         naive=args.naive,
     )
+    methods, autocast = {}, {}
+    for precision, dtype in precisions.items():
+        for name, make in standard.items():
+            label = f"{name} ({precision})" if len(precisions) > 1 else name
+            methods[label], autocast[label] = make, dtype
     length = model.denoiser.config.seq_len
     rows = measure(
         model.process,
@@ -74,11 +87,15 @@ def main(argv: list[str]) -> int:
         length=length,
         steps=args.steps,
         repeats=args.repeats,
+        autocast=autocast,
     )
     header = (
         f"{path.name} ({model.process.name} noise, L = {length}, S = {model.process.num_states}), target {target}, "
         f"B = {args.n}, {args.steps} steps x {args.repeats} interleaved repeats (median), "
-        f"{describe_device(device)}"
+        f"{describe_device(device)}, network passes in "
+        + ", ".join(
+            f"{name} ({'bf16' if dtype else 'fp32'})" if name == "auto" else name for name, dtype in precisions.items()
+        )
     )
     print(format_rows(rows, naive_rows_per_step=args.n * length * model.process.num_states, header=header))
     return 0

@@ -15,7 +15,7 @@ from domains.molecules.metrics import evaluate
 from domains.molecules.reference import fcd_path, load_novelty
 from domains.molecules.report import format_report, samples_table, write_samples
 from domains.molecules.targets import SYNTAX, Target, TargetError, parse_targets
-from guided_diffusion.cli.devices import resolve_device
+from guided_diffusion.cli.devices import PRECISION_HELP, PRECISIONS, resolve_device, sampling_autocast
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
 from guided_diffusion.cli.tables import read_csv_table
 from guided_diffusion.pipeline import load_model
@@ -52,6 +52,7 @@ def _generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance-scale", type=float, default=DEFAULT_SCALE, help=f"gamma (default {DEFAULT_SCALE})")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"reverse steps (default {DEFAULT_STEPS})")
     p.add_argument("--temperature", type=float, default=1.0, help=TEMPERATURE_HELP)
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     p.add_argument("--seed", type=int, default=0, help="sampler seed")
     p.add_argument("--batch-size", type=int, default=256, help="rows per network batch")
     p.add_argument("--until-valid", action="store_true", help="keep sampling until n valid molecules exist")
@@ -108,6 +109,7 @@ def generate_main(argv: list[str]) -> int:
         raise UsageError(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
     _temperature(args.temperature)
     device = resolve_device(args.device)
+    autocast = sampling_autocast(args.precision, device)
     try:
         path = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint(args.dataset, args.model)
         model = load_model(path, device=device)
@@ -130,6 +132,7 @@ def generate_main(argv: list[str]) -> int:
             until_valid=args.until_valid,
             progress=not args.quiet,
             temperature=args.temperature,
+            autocast=autocast,
         )
     except ValueError as err:
         raise UsageError(str(err)) from None
@@ -146,6 +149,7 @@ def generate_main(argv: list[str]) -> int:
         f"{len(out.smiles)} samples from {path.name} ({model.domain.representation.upper()}, "
         f"{model.process.name} noise), {guidance}, {out.steps} steps, "
         + (f"temperature {args.temperature:g}, " if args.temperature != 1.0 else "")
+        + ("bf16 network passes, " if autocast is not None else "")
         + f"seed {args.seed}: "
         f"{time.perf_counter() - start:.1f} s sampling and scoring"
         + (f", {out.rounds} rounds" if args.until_valid else "")
@@ -210,6 +214,7 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     p.add_argument("--guidance-scale", type=float, default=DEFAULT_SCALE)
     p.add_argument("--temperature", type=float, default=1.0, help=TEMPERATURE_HELP)
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     p.add_argument("--no-fcd", action="store_true", help="skip FCD")
     p.add_argument("--setting", action="append", default=None, help="only these guided settings (repeatable)")
     p.add_argument("--cbg-scale", type=float, default=None, help="D-CBG guidance scale (default: --guidance-scale)")
@@ -226,9 +231,11 @@ def evaluate_main(argv: list[str]) -> int:
     for name in ("n", "steps"):
         _positive(name, getattr(args, name))
     _temperature(args.temperature)
+    device = resolve_device(None)
+    autocast = sampling_autocast(args.precision, device)
     try:
         path = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint(args.dataset, args.model)
-        model = load_model(path, device=resolve_device(None))
+        model = load_model(path, device=device)
         settings = SETTINGS[model.domain.dataset]
         if args.setting:
             unknown = sorted(set(args.setting) - {label for label, _ in settings})
@@ -249,6 +256,7 @@ def evaluate_main(argv: list[str]) -> int:
             cbg_mode=args.cbg_mode,
             temperature=args.temperature,
             classifier=classifier,
+            autocast=autocast,
         )
     except ValueError as err:
         raise UsageError(str(err)) from None

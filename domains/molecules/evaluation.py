@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from classifiers import LoadedClassifier
 from domains.molecules.generate import Method, sample_molecules
@@ -99,6 +100,7 @@ def evaluate_model(
     batch_size: int = 256,
     temperature: float = 1.0,
     classifier: LoadedClassifier | None = None,
+    autocast: torch.dtype | None = None,
 ) -> list[EvaluationRow]:
     """Sample and score the unguided setting and each guided setting (all at ``temperature``); writes the
     CSVs, ``evaluation.json`` and ``evaluation.md`` to ``out_dir``. D-CBG targets use ``classifier``
@@ -128,6 +130,7 @@ def evaluate_model(
         "cbg_mode": cbg_mode,
         "temperature": temperature,
         "classifier": classifier,
+        "autocast": autocast,
     }
 
     unguided_csv = out_dir / "unguided.csv"
@@ -157,7 +160,7 @@ def evaluate_model(
             )
         )
     atomic_write_text(out_dir / "evaluation.json", json.dumps([asdict(r) for r in rows], indent=2) + "\n")
-    table = format_table(rows, n=n, seed=seed, steps=steps, temperature=temperature)
+    table = format_table(rows, n=n, seed=seed, steps=steps, temperature=temperature, bf16=autocast is not None)
     if classifier is not None and any("cbg" in r.method for r in rows):
         table += f"\nD-CBG regressor: {classifier.path}\n"
     atomic_write_text(out_dir / "evaluation.md", table)
@@ -185,7 +188,9 @@ def _row(label: str, method: str, report: MoleculeReport, seconds: float, csv: P
     )
 
 
-def format_table(rows: list[EvaluationRow], *, n: int, seed: int, steps: int, temperature: float = 1.0) -> str:
+def format_table(
+    rows: list[EvaluationRow], *, n: int, seed: int, steps: int, temperature: float = 1.0, bf16: bool = False
+) -> str:
     """Markdown table: one row per setting; target shares of valid molecules with the unguided share in
     brackets (measured on the unguided samples of the same run)."""
 
@@ -195,6 +200,7 @@ def format_table(rows: list[EvaluationRow], *, n: int, seed: int, steps: int, te
     lines = [
         f"n = {n} samples per setting, seed {seed}, {steps} steps"
         + (f", temperature {temperature:g}" if temperature != 1.0 else "")
+        + (", bf16 network passes" if bf16 else "")
         + ". Target shares are of valid molecules, with the "
         "unguided samples' share in brackets; 'all' = every target at once.",
         "",

@@ -191,6 +191,7 @@ def sample_molecules(
     template: str | None = None,
     cbg_scale: float | None = None,
     temperature: float = 1.0,
+    autocast: torch.dtype | None = None,
 ) -> MoleculeSamples:
     """Sample ``n`` molecules (SMILES) from a molecule denoiser.
 
@@ -212,6 +213,7 @@ def sample_molecules(
         template: infilling template (SMILES models): ``?`` marks an open token, positions after it are open.
         cbg_scale: guidance scale of D-CBG terms (default: ``guidance_scale``).
         temperature: divides the denoiser's logits at every step (1 = the model as trained).
+        autocast: run every network pass in this dtype (``torch.bfloat16``; None = fp32).
     """
     if not isinstance(model.domain, MoleculeDomain):
         raise ValueError(f"{model.path} is not a molecule model (domain {model.meta['domain']['name']!r})")
@@ -243,6 +245,7 @@ def sample_molecules(
             fixed_mask=fixed_mask,
             fixed_tokens=fixed_tokens,
             temperature=temperature,
+            autocast=autocast,
         )
         smiles += model.domain.tokenizer.decode(gen.tokens)
         ended_early += int(model.domain.tokenizer.ends_early(gen.tokens).sum())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -39,13 +39,16 @@ def measure(
     steps: int,
     repeats: int = 3,
     seed: int = 0,
+    autocast: torch.dtype | Mapping[str, torch.dtype | None] | None = None,
 ) -> list[SpeedRow]:
     """Time each method ``repeats`` times, interleaved (so machine noise hits all alike); the first method
-    is the baseline of the ratios. Runs on the denoiser's device; on CUDA each method first runs once
+    is the baseline of the ratios. ``autocast`` runs the methods' network passes in that dtype (a mapping gives
+    each method its own; absent names run in fp32). Runs on the denoiser's device; on CUDA each method first runs once
     untimed (kernel loading, allocator warm-up) and every timing waits for the device to finish."""
     device = next(denoiser.parameters()).device
+    precisions = dict(autocast) if isinstance(autocast, Mapping) else dict.fromkeys(methods, autocast)
 
-    def run(guidance: Guidance, num_steps: int) -> None:
+    def run(name: str, guidance: Guidance, num_steps: int) -> None:
         sample(
             process,
             denoiser,
@@ -54,20 +57,21 @@ def measure(
             steps=num_steps,
             guidance=guidance,
             generator=torch.Generator(device=device).manual_seed(seed),
+            autocast=precisions.get(name),
         )
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
     if device.type == "cuda":
-        for make in methods.values():
-            run(make(), min(steps, 2))
+        for name, make in methods.items():
+            run(name, make(), min(steps, 2))
     times: dict[str, list[float]] = {name: [] for name in methods}
     calls: dict[str, float | None] = {}
     for _ in range(repeats):
         for name, make in methods.items():
             guidance = make()
             start = time.perf_counter()
-            run(guidance, steps)
+            run(name, guidance, steps)
             times[name].append((time.perf_counter() - start) / steps)
             rows = getattr(guidance, "classifier_calls", None)
             if rows is None and hasattr(guidance, "terms"):

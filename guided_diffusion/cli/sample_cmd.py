@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig
 
 from guided_diffusion.cli.config import compose_config, require
-from guided_diffusion.cli.devices import resolve_device
+from guided_diffusion.cli.devices import resolve_device, sampling_autocast
 from guided_diffusion.cli.errors import UsageError
 from guided_diffusion.conditioning import Condition
 from guided_diffusion.guidance import ClassifierFreeGuidance, Guidance, NoGuidance
@@ -45,6 +45,7 @@ def main(argv: list[str]) -> int:
     scale = _number(cfg, "guidance_scale", float, allowed="a number >= 0", ok=lambda v: v >= 0)
     temperature = _number(cfg, "temperature", float, allowed="a number > 0", ok=lambda v: v > 0)
     device = resolve_device(cfg.device)
+    autocast = sampling_autocast(str(cfg.precision), device)
     model = load_model(checkpoint, device=device)
     guidance: Guidance = NoGuidance()
     label = cfg.label
@@ -66,6 +67,7 @@ def main(argv: list[str]) -> int:
         final_step=str(cfg.final_step),
         temperature=temperature,
         progress=bool(cfg.progress),
+        autocast=autocast,
     )
     texts = model.domain.tokenizer.decode(gen.tokens)
     if cfg.out:

@@ -54,7 +54,10 @@ class DenoiserCache:
         self._entries: dict[int, tuple[Condition | None, Tensor, Tensor]] = {}
 
     def tempered_clean_log_probs(self, logits: Tensor, xt: Tensor) -> Tensor:
-        """Clean-token log-probabilities ``[B, L, S]`` of denoiser ``logits`` at this sampler's temperature."""
+        """Clean-token log-probabilities ``[B, L, S]`` of denoiser ``logits`` at this sampler's temperature
+        (half-precision logits of an autocast pass are taken to float32 first)."""
+        if logits.dtype in (torch.bfloat16, torch.float16):
+            logits = logits.float()
         return self.process.clean_log_probs(logits / self.temperature, xt)
 
     def clean_log_probs(self, conditions: Sequence[Condition | None], xt: Tensor, t: float) -> list[Tensor]:

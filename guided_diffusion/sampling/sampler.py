@@ -5,6 +5,7 @@ guidance."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
@@ -72,7 +73,9 @@ def sample(
         posterior_dtype: float32 or float64 for the posterior and Gumbel noise.
         final_step: how the last step picks tokens, ``sample`` or ``argmax``.
         reuse_outputs: reuse denoiser outputs of unchanged rows when the network ignores t.
-        autocast: optional autocast dtype for network passes.
+        autocast: optional autocast dtype (``torch.bfloat16``) for every network pass of a step: the denoiser's
+            and the guidance terms' (classifiers, NOS and PPLM optimisation). The posterior, the guidance
+            arithmetic and the draw stay at ``posterior_dtype``.
         progress: show a progress bar.
         device: where to sample (default: the denoiser's device).
         temperature: divides the denoiser's logits before every reverse step (1 = the model as trained; below
@@ -114,15 +117,17 @@ def sample(
     xt = process.prior(num_samples, length, generator=generator, device=device)
     if fixed_mask is not None:
         xt = torch.where(fixed_mask, fixed_tokens, xt)  # type: ignore[arg-type]
+    precision = torch.autocast(device_type=device.type, dtype=autocast) if autocast else nullcontext()
     try:
         for i in tqdm(range(steps, 0, -1), disable=not progress, desc="sampling", leave=False):
             t, s = i / steps, (i - 1) / steps
             last = i == 1 and final_step == "argmax"
             step = GuidanceStep(process, cache, xt, t, s, generator=generator)
-            if isinstance(guidance, Guidance):
-                xt = guidance.draw(step, argmax=last)
-            else:  # any callable step -> guided log-probabilities [B, L, S]
-                xt = draw_from(guidance(step), step, argmax=last)
+            with precision:
+                if isinstance(guidance, Guidance):
+                    xt = guidance.draw(step, argmax=last)
+                else:  # any callable step -> guided log-probabilities [B, L, S]
+                    xt = draw_from(guidance(step), step, argmax=last)
             if fixed_mask is not None:
                 xt = torch.where(fixed_mask, fixed_tokens, xt)  # type: ignore[arg-type]
     finally:

@@ -44,6 +44,7 @@ def run(capsys, *argv):
         (["sample", "checkpoint=x", "guidance_scale=abc"], "guidance_scale must be a number >= 0"),
         (["sample", "checkpoint=x", "temperature=0"], "temperature must be a number > 0"),
         (["sample", "checkpoint=x", "device=gpu"], "unknown device 'gpu'; allowed: cpu, cuda, cuda:N"),
+        (["sample", "checkpoint=x", "precision=fp16"], "unknown precision 'fp16'; allowed: fp32, bf16, auto"),
         (["export", "only-one-arg"], "required"),
         (["validate", "/nonexistent/ckpt"], "no checkpoint at"),
         (["validate", "x", "--seeds", "a,b"], "--seeds must be comma-separated integers"),

@@ -158,3 +158,80 @@ def test_bad_arguments_raise(kwargs, message):
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         sample(process, denoiser, **args)
+
+
+class LinearDenoiser(torch.nn.Module):
+    """Embedding then one linear layer (an op autocast runs in bf16); records its output dtypes."""
+
+    time_conditioned = True
+
+    def __init__(self, states, dim=16):
+        super().__init__()
+        torch.manual_seed(0)
+        self.embed = torch.nn.Embedding(states, dim)
+        self.out = torch.nn.Linear(dim, states)
+        self.dtypes = []
+
+    def forward(self, xt, t, cond=None):
+        logits = self.out(self.embed(xt))
+        self.dtypes.append(logits.dtype)
+        return logits
+
+
+class LinearScore(torch.nn.Module):
+    """log sigmoid of a linear score of the one-hot input: a log-probability (bound 0)."""
+
+    def __init__(self, states, length):
+        super().__init__()
+        torch.manual_seed(1)
+        self.w = torch.nn.Linear(states * length, 1)
+        self.dtypes = []
+
+    def forward(self, x, t):
+        one_hot = (
+            torch.nn.functional.one_hot(x, self.w.in_features // x.shape[1]).float() if x.dtype == torch.long else x
+        )
+        z = self.w(one_hot.flatten(1)).squeeze(-1)
+        self.dtypes.append(z.dtype)
+        return torch.nn.functional.logsigmoid(z.float())
+
+
+@pytest.mark.parametrize("cls", PROCESSES)
+def test_bf16_autocast_runs_every_network_pass_in_bf16(cls):
+    from guided_diffusion.guidance import ClassifierGuidance
+
+    process = cls(6, LogLinearSchedule())
+    kw = {"num_samples": 32, "length": 8, "steps": 6}
+    for mode in ("first-order", "exact"):
+        denoiser, scorer = LinearDenoiser(process.num_states), LinearScore(process.num_states, 8)
+        guidance = ClassifierGuidance(scorer, guidance_scale=2.0, mode=mode, upper_bound=0.0)
+        out = sample(process, denoiser, generator=gen(), guidance=guidance, autocast=torch.bfloat16, **kw)
+        assert set(denoiser.dtypes) == {torch.bfloat16} and set(scorer.dtypes) == {torch.bfloat16}, mode
+        assert bool(((out.tokens >= 0) & (out.tokens < process.vocab_size)).all())
+        fp32 = LinearDenoiser(process.num_states)
+        sample(process, fp32, generator=gen(), guidance=guidance, **kw)
+        assert set(fp32.dtypes) == {torch.float32}, "autocast must stay off unless asked for"
+    # the lazy exact draw still equals scoring every candidate, at the same (bf16) network precision
+    lazy = ClassifierGuidance(LinearScore(process.num_states, 8), guidance_scale=2.0, mode="exact", upper_bound=0.0)
+    full = ClassifierGuidance(
+        LinearScore(process.num_states, 8), guidance_scale=2.0, mode="exact", upper_bound=0.0, lazy=False
+    )
+    a = sample(
+        process, LinearDenoiser(process.num_states), generator=gen(), guidance=lazy, autocast=torch.bfloat16, **kw
+    )
+    b = sample(
+        process, LinearDenoiser(process.num_states), generator=gen(), guidance=full, autocast=torch.bfloat16, **kw
+    )
+    assert torch.equal(a.tokens, b.tokens)
+    assert lazy.classifier_calls < full.classifier_calls
+
+
+def test_sampling_autocast_choices():
+    from guided_diffusion.cli.devices import sampling_autocast
+    from guided_diffusion.cli.errors import UsageError
+
+    assert sampling_autocast("fp32", "cpu") is None
+    assert sampling_autocast("bf16", "cpu") is torch.bfloat16
+    assert sampling_autocast("auto", "cpu") in (None, torch.bfloat16)
+    with pytest.raises(UsageError, match="allowed: fp32, bf16, auto"):
+        sampling_autocast("fp16", "cpu")

@@ -100,6 +100,8 @@ def test_molecules_command_writes_csv_and_sdf(tiny_release, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "validity" in text and "target rings=1±0" in text
     assert main([*args, "--out", str(tmp_path / "s.sdf")]) == 0
+    assert main([*args, "--precision", "bf16"]) == 0
+    assert "bf16 network passes" in capsys.readouterr().out
     assert main(["molecules", "score", str(out), "--target", "rings=1", "--no-fcd"]) == 0
     assert "hit rate" in capsys.readouterr().out
 
@@ -115,6 +117,7 @@ def test_molecules_command_writes_csv_and_sdf(tiny_release, tmp_path, capsys):
         (["--temperature", "0"], "--temperature must be a number > 0"),
         (["--temperature", "inf"], "--temperature must be a number > 0"),
         (["--device", "gpu"], "unknown device 'gpu'"),
+        (["--precision", "fp16"], "invalid choice: 'fp16'"),
         (["evaluate", "--temperature", "-1", "--out", "x"], "--temperature must be a number > 0"),
         (["evaluate", "--classifier", "/nonexistent", "--out", "x"], "no checkpoint at"),
         (["--checkpoint", "/nonexistent"], "no checkpoint at"),
@@ -239,7 +242,15 @@ def test_guidance_speed_benchmark_prints_all_methods(tiny_release, tiny_regresso
     names = ("unguided", "D-CFG", "D-CBG first-order", "D-CBG exact, top-2", "D-CBG exact, all candidates")
     for name in (*names, "D-CBG exact, every candidate scored"):
         assert f"| {name} |" in out
-    assert "fewer" in out
+    assert "fewer" in out and "network passes in fp32" in out
+    argv = ["molecules", "bench-guidance", "--checkpoint", str(tiny_release / "shipped"), "--classifier"]
+    argv += [str(tiny_regressor), "-n", "4", "--steps", "2", "--repeats", "1", "--precision", "fp32,bf16"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    for name in names[:3]:
+        assert f"| {name} (fp32) |" in out and f"| {name} (bf16) |" in out
+    assert main([*argv[:-1], "fp32,half"]) == 2
+    assert "unknown precision 'half'" in capsys.readouterr().err
 
 
 def test_the_readme_custom_guidance_example_runs(tiny_release, monkeypatch, capsys):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from domains.molecules.properties import compute_properties, parse_molecule
+from domains.molecules.properties import INVALID_REASONS, compute_properties, invalid_reason, parse_molecule
 from domains.molecules.targets import Target
 
 
@@ -78,6 +78,7 @@ class MoleculeReport:
     targets: list[TargetResult] = field(default_factory=list)
     all_targets_hits: int = 0
     fcd: float | None = None
+    invalid_reasons: dict[str, int] = field(default_factory=dict)  # why the invalid samples fail (nonzero counts)
 
     @property
     def validity(self) -> float:
@@ -120,6 +121,14 @@ def internal_diversity(canonical: Sequence[str], *, radius: int = 2, bits: int =
         total += float(np.sum(sims))
         pairs += i
     return 1.0 - total / pairs
+
+
+def invalid_reasons(smiles: Sequence[str]) -> dict[str, int]:
+    """Counts of :func:`~domains.molecules.properties.invalid_reason` over invalid SMILES, most common first."""
+    counts = dict.fromkeys(INVALID_REASONS, 0)
+    for item in smiles:
+        counts[invalid_reason(item) or "other chemistry"] += 1
+    return dict(sorted(((k, v) for k, v in counts.items() if v), key=lambda kv: -kv[1]))
 
 
 def evaluate(
@@ -170,5 +179,6 @@ def evaluate(
         targets=results,
         all_targets_hits=int(together.sum()) if targets else 0,
         fcd=fcd,
+        invalid_reasons=invalid_reasons([s for s, c in zip(smiles, canonical, strict=True) if c is None]),
     )
     return report, canonical, values

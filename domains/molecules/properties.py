@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -119,6 +120,57 @@ def parse_molecule(smiles: str) -> Any:
     if mol is None or mol.GetNumAtoms() == 0:
         return None
     return mol
+
+
+# why RDKit rejects a SMILES, in the order the checks run (see :func:`invalid_reason`)
+INVALID_REASONS = (
+    "empty",
+    "unclosed ring bond",
+    "unbalanced parentheses",
+    "other syntax",
+    "aromaticity",
+    "valence",
+    "other chemistry",
+)
+_BRACKET_ATOM = re.compile(r"\[[^\]]*\]")
+_RING_LABEL = re.compile(r"%\d\d|\d")
+
+
+def invalid_reason(smiles: str) -> str | None:
+    """Why RDKit rejects ``smiles`` (one of :data:`INVALID_REASONS`), or ``None`` when it is a molecule.
+
+    Syntax first: a ring-bond label (a digit or ``%nn`` outside bracket atoms) used an odd number of times, then
+    ``(`` and ``)`` that do not pair, then any other parse failure; a string that parses fails sanitisation on
+    aromaticity (kekulisation) or valence.
+    """
+    from rdkit import Chem, RDLogger
+
+    if parse_molecule(smiles) is not None:
+        return None
+    if not smiles:
+        return "empty"
+    RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]
+    mol = Chem.MolFromSmiles(smiles, sanitize=False)
+    if mol is None or mol.GetNumAtoms() == 0:
+        bare = _BRACKET_ATOM.sub("A", smiles)
+        labels = _RING_LABEL.findall(bare)
+        if any(labels.count(label) % 2 for label in set(labels)):
+            return "unclosed ring bond"
+        depth = 0
+        for char in bare:
+            depth += {"(": 1, ")": -1}.get(char, 0)
+            if depth < 0:
+                break
+        return "unbalanced parentheses" if depth != 0 else "other syntax"
+    try:
+        Chem.SanitizeMol(mol)
+    except Chem.KekulizeException:
+        return "aromaticity"
+    except Chem.AtomValenceException:
+        return "valence"
+    except Exception:  # RDKit raises several other sanitisation errors
+        return "other chemistry"
+    return "other chemistry"
 
 
 def compute_properties(smiles: Sequence[str], names: Sequence[str]) -> np.ndarray:

@@ -74,6 +74,9 @@ def format_report(report: MoleculeReport) -> str:
         + f" | diversity {report.diversity:.3f}"
         + ("" if report.fcd is None else f" | FCD {report.fcd:.2f}")
     ]
+    if report.invalid_reasons:
+        why = ", ".join(f"{reason} {count}" for reason, count in report.invalid_reasons.items())
+        lines.append(f"invalid: {report.n - report.valid} ({why})")
     for res in report.targets:
         lines.append(
             f"target {res.target}: hit rate {pct(res.hit_rate)} of valid ({res.hits}/{res.valid}) | "

@@ -41,3 +41,34 @@ def test_target_hit_rates_and_joint_share():
     assert (rings.hits, rings.valid) == (1, 3)
     assert report.all_targets_hits == 1  # phenol
     assert mw.mean == pytest.approx(values[:3, 0].mean())
+
+
+@pytest.mark.parametrize(
+    ("smiles", "reason"),
+    [
+        ("CCO", None),
+        ("C%10CC%10", None),
+        ("", "empty"),
+        ("CC1CC", "unclosed ring bond"),
+        ("C%12CC", "unclosed ring bond"),
+        ("[NH3+]1CC", "unclosed ring bond"),
+        ("CC(C", "unbalanced parentheses"),
+        ("CC)C", "unbalanced parentheses"),
+        ("C1C1", "other syntax"),  # a ring bond doubling a chain bond
+        ("c1cccc1", "aromaticity"),
+        ("C(C)(C)(C)(C)C", "valence"),
+    ],
+)
+def test_invalid_reasons_on_hand_made_smiles(smiles, reason):
+    from domains.molecules.properties import invalid_reason
+
+    assert invalid_reason(smiles) == reason
+
+
+def test_the_report_counts_why_samples_are_invalid():
+    from domains.molecules.report import format_report
+
+    report, _, _ = evaluate(["CCO", "CC1CC", "C1CCC", "c1cccc1"], properties=("qed",))
+    assert report.invalid_reasons == {"unclosed ring bond": 2, "aromaticity": 1}
+    assert "invalid: 3 (unclosed ring bond 2, aromaticity 1)" in format_report(report)
+    assert evaluate(["CCO"], properties=("qed",))[0].invalid_reasons == {}

@@ -35,7 +35,11 @@ MODELS: dict[str, str] = {
 # before it: ``init_from=<runs>/<previous>/checkpoint``); the last one is exported. Only the presets in
 # CONTINUING_PRESETS take these stages: the GPU recipe's step budget replaces them.
 CONTINUED: dict[str, tuple[str, ...]] = {
-    "moses_udlm": ("moses_udlm_selfies_continued", "moses_udlm_selfies_positions"),
+    "moses_udlm": (
+        "moses_udlm_selfies_continued",
+        "moses_udlm_selfies_positions",
+        "moses_udlm_selfies_positions_continued",
+    ),
     "moses_mdlm": ("moses_mdlm_selfies_positions",),
     "qm9_udlm": (
         "qm9_udlm_continued",
@@ -43,7 +47,7 @@ CONTINUED: dict[str, tuple[str, ...]] = {
         "qm9_udlm_positions_continued",
         "qm9_udlm_positions_continued2",
     ),
-    "qm9_mdlm": ("qm9_mdlm_continued",),
+    "qm9_mdlm": ("qm9_mdlm_continued", "qm9_mdlm_continued2"),
 }
 CONTINUING_PRESETS = ("cpu", "tiny")
 

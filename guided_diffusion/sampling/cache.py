@@ -8,7 +8,6 @@ pitfall of the reference code).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 
 import torch
 from torch import Tensor, nn
@@ -25,7 +24,6 @@ class DenoiserCache:
         process: the noise process (turns logits into clean log-probabilities).
         dtype: dtype of the returned log-probabilities (float64 for a float64 posterior).
         reuse: reuse outputs of unchanged rows (only honoured when the network ignores t).
-        autocast: optional autocast dtype for the network pass (e.g. ``torch.bfloat16`` on CUDA).
         temperature: the denoiser's logits are divided by it before they become clean-token probabilities
             (1 = the model as trained; below 1 sharpens every position's prediction).
     """
@@ -37,7 +35,6 @@ class DenoiserCache:
         *,
         dtype: torch.dtype = torch.float32,
         reuse: bool = True,
-        autocast: torch.dtype | None = None,
         temperature: float = 1.0,
     ) -> None:
         if not temperature > 0:
@@ -47,7 +44,6 @@ class DenoiserCache:
         self.process = process
         self.dtype = dtype
         self.reuse = reuse and not bool(getattr(denoiser, "time_conditioned", True))
-        self.autocast = autocast
         self.num_properties = int(getattr(getattr(denoiser, "config", None), "num_properties", 0))
         self.nfe = 0  # network forward calls
         self.rows_evaluated = 0  # rows passed through the network, over all calls
@@ -76,10 +72,7 @@ class DenoiserCache:
             conds = [None if c is None else c.expand(batch).select(m) for c, m in zip(conditions, stale, strict=True)]
             cond = concat_conditions(conds, counts, num_properties=self.num_properties, device=xt.device)
             times = torch.full((xs.shape[0],), float(t), device=xt.device)
-            context = (
-                torch.autocast(device_type=xt.device.type, dtype=self.autocast) if self.autocast else nullcontext()
-            )
-            with torch.no_grad(), context:
+            with torch.no_grad():
                 logits = self.denoiser(xs, times, cond)
             fresh = self.tempered_clean_log_probs(logits.to(self.dtype), xs).split(counts)
             self.nfe += 1

@@ -111,9 +111,7 @@ def sample(
 
     was_training = denoiser.training
     denoiser.eval()
-    cache = DenoiserCache(
-        denoiser, process, dtype=posterior_dtype, reuse=reuse_outputs, autocast=autocast, temperature=temperature
-    )
+    cache = DenoiserCache(denoiser, process, dtype=posterior_dtype, reuse=reuse_outputs, temperature=temperature)
     xt = process.prior(num_samples, length, generator=generator, device=device)
     if fixed_mask is not None:
         xt = torch.where(fixed_mask, fixed_tokens, xt)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from guided_diffusion.data import Domain
 from guided_diffusion.guidance.base import Guidance
 from guided_diffusion.networks import AnyDenoiser, build_denoiser
 from guided_diffusion.networks.dit import DenoiserConfig
-from guided_diffusion.processes import DiffusionProcess, process_from_json
+from guided_diffusion.processes import DiffusionProcess, Remasking, process_from_json
 from guided_diffusion.registry import domain_from_state
 from guided_diffusion.sampling.sampler import sample
 from guided_diffusion.training.checkpoint import (
@@ -259,12 +259,14 @@ def generate(
     fixed_tokens: torch.Tensor | None = None,
     temperature: float = 1.0,
     autocast: torch.dtype | None = None,
+    remasking: Remasking | None = None,
 ) -> Generation:
     """Sample ``num_samples`` sequences in batches of ``batch_size`` with one seeded generator.
 
     ``guidance`` is shared by all batches, so its conditions must have one row (broadcast to every sample).
     ``temperature`` divides the denoiser's logits and ``autocast`` (``torch.bfloat16``) runs every network
-    pass in that precision (see :func:`guided_diffusion.sampling.sample`).
+    pass in that precision; ``remasking`` is the masked process's ReMDM reverse step (see
+    :func:`guided_diffusion.sampling.sample`).
     An autoregressive model always takes one step per position, whatever ``steps`` says.
     """
     if batch_size < 1:
@@ -291,6 +293,7 @@ def generate(
             progress=progress,
             temperature=temperature,
             autocast=autocast,
+            remasking=remasking,
         )
         chunks.append(result.tokens.cpu())
         nfe += result.nfe

@@ -19,12 +19,17 @@ from guided_diffusion.cli.devices import PRECISION_HELP, PRECISIONS, resolve_dev
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
 from guided_diffusion.cli.tables import read_csv_table
 from guided_diffusion.pipeline import load_model
+from guided_diffusion.processes import REMASK_SYNTAX, Remasking
 
 DEFAULT_DATASET = "moses"
 DEFAULT_MODEL = "udlm"
 DEFAULT_SCALE = 2.0
 DEFAULT_STEPS = 64
 TEMPERATURE_HELP = "divides the denoiser's logits at every step: 1 = the model as trained (default), < 1 sharper"
+REMASK_HELP = (
+    "masked models: ReMDM reverse step, which masks unmasked tokens again so later steps can revise them: "
+    f"{REMASK_SYNTAX} (default none, the MDLM step)"
+)
 
 
 def _generate_parser() -> argparse.ArgumentParser:
@@ -53,6 +58,7 @@ def _generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"reverse steps (default {DEFAULT_STEPS})")
     p.add_argument("--temperature", type=float, default=1.0, help=TEMPERATURE_HELP)
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
+    p.add_argument("--remask", default="none", help=REMASK_HELP)
     p.add_argument("--seed", type=int, default=0, help="sampler seed")
     p.add_argument("--batch-size", type=int, default=256, help="rows per network batch")
     p.add_argument("--until-valid", action="store_true", help="keep sampling until n valid molecules exist")
@@ -92,6 +98,13 @@ def _temperature(value: float) -> None:
         raise UsageError(f"--temperature must be a number > 0, got {value}")
 
 
+def _remasking(text: str) -> Remasking | None:
+    try:
+        return Remasking.parse(text)
+    except ValueError as err:
+        raise UsageError(f"--remask: {err}") from None
+
+
 def describe_guidance(targets: list[Target], method: str, scale: float, cbg_mode: str) -> str:
     if method == "none" or not targets:
         return "unguided"
@@ -108,6 +121,7 @@ def generate_main(argv: list[str]) -> int:
     if args.guidance_scale < 0:
         raise UsageError(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
     _temperature(args.temperature)
+    remasking = _remasking(args.remask)
     device = resolve_device(args.device)
     autocast = sampling_autocast(args.precision, device)
     try:
@@ -133,6 +147,7 @@ def generate_main(argv: list[str]) -> int:
             progress=not args.quiet,
             temperature=args.temperature,
             autocast=autocast,
+            remasking=remasking,
         )
     except ValueError as err:
         raise UsageError(str(err)) from None
@@ -150,6 +165,7 @@ def generate_main(argv: list[str]) -> int:
         f"{model.process.name} noise), {guidance}, {out.steps} steps, "
         + (f"temperature {args.temperature:g}, " if args.temperature != 1.0 else "")
         + ("bf16 network passes, " if autocast is not None else "")
+        + (f"remasking {remasking}, " if remasking is not None else "")
         + f"seed {args.seed}: "
         f"{time.perf_counter() - start:.1f} s sampling and scoring"
         + (f", {out.rounds} rounds" if args.until_valid else "")
@@ -215,6 +231,7 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance-scale", type=float, default=DEFAULT_SCALE)
     p.add_argument("--temperature", type=float, default=1.0, help=TEMPERATURE_HELP)
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
+    p.add_argument("--remask", default="none", help=REMASK_HELP)
     p.add_argument("--no-fcd", action="store_true", help="skip FCD")
     p.add_argument("--setting", action="append", default=None, help="only these guided settings (repeatable)")
     p.add_argument("--cbg-scale", type=float, default=None, help="D-CBG guidance scale (default: --guidance-scale)")
@@ -231,6 +248,7 @@ def evaluate_main(argv: list[str]) -> int:
     for name in ("n", "steps"):
         _positive(name, getattr(args, name))
     _temperature(args.temperature)
+    remasking = _remasking(args.remask)
     device = resolve_device(None)
     autocast = sampling_autocast(args.precision, device)
     try:
@@ -257,6 +275,7 @@ def evaluate_main(argv: list[str]) -> int:
             temperature=args.temperature,
             classifier=classifier,
             autocast=autocast,
+            remasking=remasking,
         )
     except ValueError as err:
         raise UsageError(str(err)) from None

@@ -18,6 +18,7 @@ from domains.molecules.reference import fcd_path, load_novelty
 from domains.molecules.report import samples_table, write_samples
 from domains.molecules.targets import parse_targets
 from guided_diffusion.pipeline import LoadedModel
+from guided_diffusion.processes import Remasking
 from guided_diffusion.training.checkpoint import atomic_write_text
 
 # guided settings per dataset: (label, targets); a target's @cbg selects the noisy regressor (D-CBG),
@@ -101,8 +102,10 @@ def evaluate_model(
     temperature: float = 1.0,
     classifier: LoadedClassifier | None = None,
     autocast: torch.dtype | None = None,
+    remasking: Remasking | None = None,
 ) -> list[EvaluationRow]:
-    """Sample and score the unguided setting and each guided setting (all at ``temperature``); writes the
+    """Sample and score the unguided setting and each guided setting (all at ``temperature``, with
+    ``remasking`` for a masked model); writes the
     CSVs, ``evaluation.json`` and ``evaluation.md`` to ``out_dir``. D-CBG targets use ``classifier``
     (default: the model's shipped regressor; settings with D-CBG targets are skipped when it has none)."""
     out_dir = Path(out_dir)
@@ -131,6 +134,7 @@ def evaluate_model(
         "temperature": temperature,
         "classifier": classifier,
         "autocast": autocast,
+        "remasking": remasking,
     }
 
     unguided_csv = out_dir / "unguided.csv"
@@ -160,7 +164,9 @@ def evaluate_model(
             )
         )
     atomic_write_text(out_dir / "evaluation.json", json.dumps([asdict(r) for r in rows], indent=2) + "\n")
-    table = format_table(rows, n=n, seed=seed, steps=steps, temperature=temperature, bf16=autocast is not None)
+    table = format_table(
+        rows, n=n, seed=seed, steps=steps, temperature=temperature, bf16=autocast is not None, remasking=remasking
+    )
     if classifier is not None and any("cbg" in r.method for r in rows):
         table += f"\nD-CBG regressor: {classifier.path}\n"
     atomic_write_text(out_dir / "evaluation.md", table)
@@ -189,7 +195,14 @@ def _row(label: str, method: str, report: MoleculeReport, seconds: float, csv: P
 
 
 def format_table(
-    rows: list[EvaluationRow], *, n: int, seed: int, steps: int, temperature: float = 1.0, bf16: bool = False
+    rows: list[EvaluationRow],
+    *,
+    n: int,
+    seed: int,
+    steps: int,
+    temperature: float = 1.0,
+    bf16: bool = False,
+    remasking: Remasking | None = None,
 ) -> str:
     """Markdown table: one row per setting; target shares of valid molecules with the unguided share in
     brackets (measured on the unguided samples of the same run)."""
@@ -201,6 +214,7 @@ def format_table(
         f"n = {n} samples per setting, seed {seed}, {steps} steps"
         + (f", temperature {temperature:g}" if temperature != 1.0 else "")
         + (", bf16 network passes" if bf16 else "")
+        + (f", remasking {remasking}" if remasking is not None else "")
         + ". Target shares are of valid molecules, with the "
         "unguided samples' share in brackets; 'all' = every target at once.",
         "",

@@ -24,6 +24,7 @@ from guided_diffusion.guidance import (
     NoGuidance,
 )
 from guided_diffusion.pipeline import LoadedModel, generate
+from guided_diffusion.processes import Remasking
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 DATASETS = ("moses", "qm9")
@@ -192,6 +193,7 @@ def sample_molecules(
     cbg_scale: float | None = None,
     temperature: float = 1.0,
     autocast: torch.dtype | None = None,
+    remasking: Remasking | None = None,
 ) -> MoleculeSamples:
     """Sample ``n`` molecules (SMILES) from a molecule denoiser.
 
@@ -214,6 +216,7 @@ def sample_molecules(
         cbg_scale: guidance scale of D-CBG terms (default: ``guidance_scale``).
         temperature: divides the denoiser's logits at every step (1 = the model as trained).
         autocast: run every network pass in this dtype (``torch.bfloat16``; None = fp32).
+        remasking: masked models only: the ReMDM reverse step (None: MDLM's).
     """
     if not isinstance(model.domain, MoleculeDomain):
         raise ValueError(f"{model.path} is not a molecule model (domain {model.meta['domain']['name']!r})")
@@ -246,6 +249,7 @@ def sample_molecules(
             fixed_tokens=fixed_tokens,
             temperature=temperature,
             autocast=autocast,
+            remasking=remasking,
         )
         smiles += model.domain.tokenizer.decode(gen.tokens)
         ended_early += int(model.domain.tokenizer.ends_early(gen.tokens).sum())

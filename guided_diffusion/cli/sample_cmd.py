@@ -17,6 +17,7 @@ from guided_diffusion.cli.errors import UsageError
 from guided_diffusion.conditioning import Condition
 from guided_diffusion.guidance import ClassifierFreeGuidance, Guidance, NoGuidance
 from guided_diffusion.pipeline import generate, load_model
+from guided_diffusion.processes import Remasking
 from guided_diffusion.training.checkpoint import atomic_write_text
 
 
@@ -44,9 +45,17 @@ def main(argv: list[str]) -> int:
         raise UsageError(f"final_step must be 'sample' or 'argmax', got {cfg.final_step!r}")
     scale = _number(cfg, "guidance_scale", float, allowed="a number >= 0", ok=lambda v: v >= 0)
     temperature = _number(cfg, "temperature", float, allowed="a number > 0", ok=lambda v: v > 0)
+    try:
+        remasking = Remasking.parse(str(cfg.remask))
+    except ValueError as err:
+        raise UsageError(f"remask: {err}") from None
     device = resolve_device(cfg.device)
     autocast = sampling_autocast(str(cfg.precision), device)
     model = load_model(checkpoint, device=device)
+    try:
+        model.process.with_remasking(remasking)
+    except ValueError as err:
+        raise UsageError(f"remask: {err}") from None
     guidance: Guidance = NoGuidance()
     label = cfg.label
     if label is not None:
@@ -66,6 +75,7 @@ def main(argv: list[str]) -> int:
         posterior_dtype=torch.float64 if cfg.float64 else torch.float32,
         final_step=str(cfg.final_step),
         temperature=temperature,
+        remasking=remasking,
         progress=bool(cfg.progress),
         autocast=autocast,
     )

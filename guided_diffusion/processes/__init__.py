@@ -4,7 +4,7 @@ from typing import Any
 
 from guided_diffusion.processes.autoregressive import AutoregressiveProcess
 from guided_diffusion.processes.base import LOG_FLOOR, DiffusionProcess, LossOutput, LossType
-from guided_diffusion.processes.masked import MaskedProcess
+from guided_diffusion.processes.masked import REMASK_SYNTAX, MaskedProcess, Remasking
 from guided_diffusion.processes.uniform import UniformProcess
 from guided_diffusion.schedules import schedule_from_json
 
@@ -36,11 +36,13 @@ def process_from_json(data: dict[str, Any]) -> DiffusionProcess:
 __all__ = [
     "LOG_FLOOR",
     "PROCESSES",
+    "REMASK_SYNTAX",
     "AutoregressiveProcess",
     "DiffusionProcess",
     "LossOutput",
     "LossType",
     "MaskedProcess",
+    "Remasking",
     "UniformProcess",
     "process_from_json",
 ]

@@ -10,11 +10,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from guided_diffusion.schedules import NoiseSchedule
+
+if TYPE_CHECKING:
+    from guided_diffusion.processes.masked import Remasking
 
 # Log-probability used for structural zeros (a masked token under SUBS, the off-token states of an
 # unmasked position). It is finite so that guidance arithmetic such as g*a + (1-g)*b never forms
@@ -155,6 +159,12 @@ class DiffusionProcess(ABC):
         scale: float,
     ) -> Tensor:
         """D-CFG reverse log-probabilities ``[B, L, S]`` with guidance_scale gamma = ``scale``."""
+
+    def with_remasking(self, remasking: Remasking | None) -> DiffusionProcess:
+        """This process with a remasking reverse step (ReMDM); only the masked process has one."""
+        if remasking is None:
+            return self
+        raise ValueError(f"remasking needs the masked (absorbing-state) process; this model's process is {self.name}")
 
     # ----------------------------------------------------------------- NELBO
     @abstractmethod

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from guided_diffusion.guidance.base import Guidance, GuidanceStep, NoGuidance, draw_from
 from guided_diffusion.processes.base import DiffusionProcess
+from guided_diffusion.processes.masked import Remasking
 from guided_diffusion.sampling.cache import DenoiserCache
 
 
@@ -53,6 +54,7 @@ def sample(
     progress: bool = False,
     device: torch.device | str | None = None,
     temperature: float = 1.0,
+    remasking: Remasking | None = None,
 ) -> SampleResult:
     """Draw samples by ancestral sampling on the grid t_i = i / steps, from t = 1 down to t = 0.
 
@@ -80,6 +82,9 @@ def sample(
         device: where to sample (default: the denoiser's device).
         temperature: divides the denoiser's logits before every reverse step (1 = the model as trained; below
             1 trades diversity for more typical samples). Guidance applies to the tempered transition.
+        remasking: masked process only: the ReMDM reverse step (Wang et al. 2025), which masks unmasked tokens
+            again at a rate sigma_t and so lets later steps revise them (None: the MDLM step). Guidance applies
+            to the remasking transition.
 
     Returns:
         A :class:`SampleResult`.
@@ -101,6 +106,7 @@ def sample(
         device = next(denoiser.parameters()).device
     device = torch.device(device)
     guidance = guidance or NoGuidance()
+    process = process.with_remasking(remasking)
     if fixed_mask is not None and fixed_tokens is not None:
         if fixed_mask.shape != (num_samples, length) or fixed_tokens.shape != (num_samples, length):
             raise ValueError(f"fixed_mask and fixed_tokens must have shape {(num_samples, length)}")

@@ -43,6 +43,7 @@ def run(capsys, *argv):
         (["sample", "checkpoint=x", "num_samples=abc"], "num_samples must be an integer >= 1"),
         (["sample", "checkpoint=x", "guidance_scale=abc"], "guidance_scale must be a number >= 0"),
         (["sample", "checkpoint=x", "temperature=0"], "temperature must be a number > 0"),
+        (["sample", "checkpoint=x", "remask=rescale:2"], "remask: remasking must be"),
         (["sample", "checkpoint=x", "device=gpu"], "unknown device 'gpu'; allowed: cpu, cuda, cuda:N"),
         (["sample", "checkpoint=x", "precision=fp16"], "unknown precision 'fp16'; allowed: fp32, bf16, auto"),
         (["export", "only-one-arg"], "required"),

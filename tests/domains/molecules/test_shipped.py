@@ -39,6 +39,35 @@ def test_the_main_command_runs_on_the_shipped_default(tmp_path, capsys):
     assert "validity" in text and "qed=0.9" in text
 
 
+def test_the_shipped_masked_model_samples_with_remasking(tmp_path, capsys):
+    argv = ["molecules", "--dataset", "qm9", "--model", "mdlm", "-n", "16", "--steps", "16", "--quiet"]
+    assert main([*argv, "--remask", "cap:0.05", "--target", "qed>=0.5"]) == 0
+    assert "remasking cap:0.05" in capsys.readouterr().out
+    out = tmp_path / "eval"
+    assert (
+        main(
+            [
+                "molecules",
+                "evaluate",
+                *argv[1:5],
+                "-n",
+                "8",
+                "--steps",
+                "8",
+                "--no-fcd",
+                "--remask",
+                "rescale:1",
+                "--setting",
+                "qed>=0.55",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert "remasking rescale:1" in (out / "evaluation.md").read_text()
+
+
 def test_the_benchmark_runs_every_method_on_the_shipped_qm9_models(tmp_path, capsys):
     from domains.molecules.benchmark import METHODS
 

@@ -27,6 +27,7 @@ def model_card(
     n: int,
     chain: tuple[str, ...],
     validation: dict[str, float] | None = None,
+    remask_evaluation: tuple[str, str] | None = None,
 ) -> str:
     """Markdown model card: what, how it was trained (command, data, wall time, hardware), how it scores.
 
@@ -34,6 +35,9 @@ def model_card(
 
     ``validation`` is :func:`validate_model`'s bound (whole validation set, fixed seeds), comparable across
     checkpoints; without it the card gives the training log's last validation, which is not.
+
+    ``remask_evaluation`` (masked models): the evaluate options and the table of the evaluation with the
+    remasking sampler.
     """
     meta = read_json(folder, "model")
     training, data, domain = meta["training"], meta["data"], meta["domain"]["state"]
@@ -54,6 +58,16 @@ def model_card(
         measured = f"Not evaluated yet: `{evaluate}` measures it."
     else:
         measured = f"Measured by `{evaluate}`\n(samples written to CSV, then scored with RDKit):\n\n{table}"
+    if remask_evaluation is not None:
+        options, remask_table = remask_evaluation
+        measured += f"""
+## Sampling with remasking
+
+The same model with the ReMDM reverse step (`--remask`, which lets unmasked tokens be masked again and
+redrawn), the unguided setting and the first guided one, measured by
+`{evaluate} {options}`:
+
+{remask_table}"""
     return f"""# {name}
 
 {what} over {domain["representation"].upper()} tokens of {domain["dataset"].upper()}

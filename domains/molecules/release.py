@@ -20,6 +20,7 @@ from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
 from guided_diffusion.cli.train_cmd import main as train_main
 from guided_diffusion.pipeline import VALIDATION_SEEDS, export_model, load_model, validate_model
+from guided_diffusion.processes import Remasking
 from guided_diffusion.training.checkpoint import atomic_write_text, read_json
 
 # shipped name -> experiment config (configs/experiment/<name>.yaml)
@@ -112,6 +113,8 @@ PRESETS: dict[str, dict[str, list[str]]] = {
 
 # the largest weights (MiB, all safetensors files of the folder) that ``--ship`` copies into the package
 SHIP_LIMIT_MIB = {"denoiser": 8.0, "classifier": 6.0}
+# masked models' cards also measure the remasking sampler (ReMDM cap), with twice the default steps
+CARD_REMASKING, CARD_REMASK_STEPS = "cap:0.02", 128
 
 
 def default_runs_dir(preset: str) -> Path:
@@ -201,7 +204,7 @@ def release(
     """Train (resuming) and export each denoiser, then each classifier (against the exported or shipped
     denoiser), then evaluate every denoiser (with D-CBG settings where its regressor exists) and write the
     model cards. Returns name -> status."""
-    from domains.molecules.evaluation import evaluate_model, format_table
+    from domains.molecules.evaluation import SETTINGS, evaluate_model, format_table
 
     limit = [] if max_minutes is None else [f"trainer.max_minutes={max_minutes}"]
     status: dict[str, str] = {}
@@ -263,6 +266,25 @@ def release(
         model = load_model(folder, device=resolve_device(None))
         rows = evaluate_model(model, runs_dir / stages(name, preset)[-1] / "evaluation", n=n, fcd=preset != "tiny")
         table = format_table(rows, n=n, seed=0, steps=64)
+        remask_evaluation = None
+        if model.process.name == "masked":
+            remasking, settings = Remasking.parse(CARD_REMASKING), SETTINGS[model.domain.dataset][:1]
+            rows = evaluate_model(
+                model,
+                runs_dir / stages(name, preset)[-1] / "evaluation_remask",
+                n=n,
+                steps=CARD_REMASK_STEPS,
+                remasking=remasking,
+                settings=settings,
+                fcd=preset != "tiny",
+            )
+            options = f"--steps {CARD_REMASK_STEPS} --remask {remasking}" + "".join(
+                f' --setting "{label}"' for label, _ in settings
+            )
+            remask_evaluation = (
+                options,
+                format_table(rows, n=n, seed=0, steps=CARD_REMASK_STEPS, remasking=remasking),
+            )
         validation = validate_model(model, seeds=VALIDATION_SEEDS).metrics
         atomic_write_text(
             folder / "MODEL_CARD.md",
@@ -274,6 +296,7 @@ def release(
                 n=n,
                 chain=stages(name, preset),
                 validation=validation,
+                remask_evaluation=remask_evaluation,
             ),
         )
         status[name] = f"done: {folder}{notes[name]}"

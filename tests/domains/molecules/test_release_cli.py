@@ -487,3 +487,24 @@ def test_only_the_cpu_and_tiny_recipes_continue_a_model_in_stages():
     assert stages("moses_udlm", "cpu")[-1] == "moses_udlm_selfies_positions_continued"
     assert stages("qm9_mdlm", "cpu") == ("qm9_mdlm", "qm9_mdlm_continued", "qm9_mdlm_continued2")
     assert stages("qm9_ar", "cpu") == ("qm9_ar",)
+
+
+def test_a_masked_model_card_also_gives_its_remasking_evaluation():
+    from domains.molecules.cards import model_card
+    from domains.molecules.generate import CHECKPOINTS
+
+    folder = CHECKPOINTS / "qm9_mdlm"
+    options = '--steps 128 --remask cap:0.02 --setting "qed>=0.55"'
+    card = model_card("qm9_mdlm", folder, "cmd", "TABLE", n=512, chain=("qm9_mdlm",), remask_evaluation=(options, "RT"))
+    section = card.split("## Sampling with remasking", 1)[1]
+    assert f"-n 512 --seed 0 --out DIR {options}`" in section and section.rstrip().endswith("RT")
+    assert "## Sampling with remasking" not in model_card("qm9_mdlm", folder, "cmd", "TABLE", n=512, chain=("x",))
+
+
+@pytest.mark.slow
+def test_the_masked_release_evaluates_remasking_on_its_card(tmp_path, data_dir):
+    argv = ["molecules", "release", "--preset", "tiny", "--runs-dir", str(tmp_path), "--models", "qm9_mdlm", "-n", "4"]
+    assert main(argv) == 0
+    card = (tmp_path / "qm9_mdlm_continued2" / "shipped" / "MODEL_CARD.md").read_text()
+    assert "## Sampling with remasking" in card and "--steps 128 --remask cap:0.02" in card
+    assert "128 steps, remasking cap:0.02" in card

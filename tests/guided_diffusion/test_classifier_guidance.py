@@ -16,7 +16,7 @@ from guided_diffusion.guidance import (
     apply_log_weights,
     custom_guidance,
 )
-from guided_diffusion.processes import MaskedProcess, UniformProcess
+from guided_diffusion.processes import MaskedProcess, Remasking, UniformProcess
 from guided_diffusion.sampling import sample
 from tests.guided_diffusion.test_guidance import setup
 
@@ -84,10 +84,15 @@ class LogSigmoidScorer(LinearScorer):
         return F.logsigmoid(super().forward(x, t))
 
 
-@pytest.mark.parametrize("cls", PROCESSES)
+@pytest.mark.parametrize(
+    ("cls", "remasking"),
+    [(MaskedProcess, None), (MaskedProcess, Remasking("cap", 0.3)), (UniformProcess, None)],
+    ids=["masked", "masked-remasking", "uniform"],
+)
 @pytest.mark.parametrize("top_k", [None, 2])
 @pytest.mark.parametrize("companion", [None, "cfg", "cbg", "unbounded cbg"])
-def test_lazy_exact_draws_equal_scoring_every_candidate_with_fewer_calls(cls, top_k, companion):
+def test_lazy_exact_draws_equal_scoring_every_candidate_with_fewer_calls(cls, remasking, top_k, companion):
+    """Also when unmasked tokens may be masked again (remasking), so that staying is not the only move."""
     process, denoiser, _, _ = setup(cls)
     scorer, second = LogSigmoidScorer(5, process.num_states, seed=2), LogSigmoidScorer(5, process.num_states, seed=7)
 
@@ -108,6 +113,7 @@ def test_lazy_exact_draws_equal_scoring_every_candidate_with_fewer_calls(cls, to
             guidance=guidance,
             generator=torch.Generator().manual_seed(4),
             posterior_dtype=torch.float64,
+            remasking=remasking,
         )
         return out.tokens, cbg.classifier_calls
 

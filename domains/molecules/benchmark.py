@@ -44,7 +44,8 @@ METHODS: dict[str, tuple[str, str, str | None]] = {
 
 @dataclass(frozen=True)
 class BenchSettings:
-    """Sweep size: samples per run, guidance scales, seeds, targets, reverse steps, exact D-CBG top-k."""
+    """Sweep size: samples per run, guidance scales, seeds, targets, reverse steps, exact D-CBG top-k, and
+    which methods (names of :data:`METHODS`)."""
 
     samples: int = 1024
     scales: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0, 10.0)
@@ -53,6 +54,7 @@ class BenchSettings:
     steps: int = 32
     top_k: int = 4
     batch_size: int = 256
+    methods: tuple[str, ...] = tuple(METHODS)
 
 
 # exact D-CBG is the costliest method of the quick sweep (docs/benchmarks.md gives its run times)
@@ -140,7 +142,11 @@ def run_benchmark(
     models: dict[str, LoadedModel] = {}
     rows = [] if done is None else [BenchRow(**r) for r in done.to_dict("records")]
     finished = {(r.target, r.method, float(r.scale), int(r.seed), int(r.samples)) for r in rows}
-    needed = {name for name, _, _ in METHODS.values()} | {f"{n}_{s}" for n, _, s in METHODS.values() if s}
+    unknown = [m for m in settings.methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; allowed: {', '.join(METHODS)}")
+    chosen = {m: METHODS[m] for m in METHODS if m in settings.methods}
+    needed = {name for name, _, _ in chosen.values()} | {f"{n}_{s}" for n, _, s in chosen.values() if s}
     missing = [name for name in sorted(needed) if not (checkpoints / name / "model.json").is_file()]
     if missing:
         raise ValueError(
@@ -148,7 +154,7 @@ def run_benchmark(
             "that train them)"
         )
     for spec in settings.targets:
-        for method, (name, kind, suffix) in METHODS.items():
+        for method, (name, kind, suffix) in chosen.items():
             if name not in models:
                 models[name] = load_model(checkpoints / name, device=device)
             model = models[name]
@@ -329,6 +335,11 @@ def main(argv: list[str]) -> int:
         "value targets such as qed=0.6",
     )
     p.add_argument(
+        "--methods",
+        default=None,
+        help=f"only these methods, comma-separated (default: all of {', '.join(METHODS)})",
+    )
+    p.add_argument(
         "--resume", action="store_true", help="keep the rows already in DIR/results.csv and run only the rest"
     )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -340,6 +351,12 @@ def main(argv: list[str]) -> int:
         settings = BenchSettings(**{**asdict(settings), "scales": _parse_scales(args.scales)})
     if args.targets is not None:
         settings = BenchSettings(**{**asdict(settings), "targets": _parse_target_specs(args.targets)})
+    if args.methods is not None:
+        methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+        unknown = [m for m in methods if m not in METHODS]
+        if not methods or unknown:
+            raise UsageError(f"--methods: unknown {unknown or [args.methods]}; allowed: {', '.join(METHODS)}")
+        settings = BenchSettings(**{**asdict(settings), "methods": methods})
     if args.samples is not None:
         if args.samples < 1:
             raise UsageError(f"--samples must be >= 1, got {args.samples}")

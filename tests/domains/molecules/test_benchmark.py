@@ -71,6 +71,13 @@ def test_missing_models_are_named(tmp_path, capsys):
     assert "missing checkpoints" in err and "qm9_ar" in err and len(err.strip().splitlines()) == 1
 
 
+def test_methods_option_needs_only_the_models_of_those_methods(tmp_path, capsys):
+    argv = ["bench", "molecules", "--quick", "--checkpoints", str(tmp_path), "--out", str(tmp_path / "out")]
+    assert main([*argv, "--methods", "AR CFG,AR FUDGE"]) == 2
+    err = capsys.readouterr().err
+    assert "missing checkpoints" in err and "qm9_ar, qm9_ar_regressor" in err and "mdlm" not in err, err
+
+
 @SLOW
 def test_resume_keeps_finished_rows_and_runs_the_rest(tiny_checkpoints, tmp_path):
     out = tmp_path / "bench"
@@ -84,6 +91,11 @@ def test_resume_keeps_finished_rows_and_runs_the_rest(tiny_checkpoints, tmp_path
     assert len(both) == 2 * len(METHODS)
     kept = both[both["scale"] == 1.0].reset_index(drop=True)
     pd.testing.assert_frame_equal(kept, first)  # the same rows, wall times included: not rerun
+    # another target for two methods only, added to the same table
+    assert main([*base, "--scales", "1", "--targets", "rings-class", "--methods", "AR CFG,UDLM D-CFG", "--resume"]) == 0
+    more = pd.read_csv(out / "results.csv")
+    added = more.iloc[len(both) :]
+    assert list(added["method"]) == ["AR CFG", "UDLM D-CFG"] and added["target"].str.startswith("rings").all()
 
 
 @pytest.mark.parametrize(
@@ -94,6 +106,8 @@ def test_resume_keeps_finished_rows_and_runs_the_rest(tiny_checkpoints, tmp_path
         (["--targets", "sa=2"], "conditioned on qed and rings only"),
         (["--targets", "logp-class"], "allowed: qed-class, rings-class"),
         (["--targets", "qed=1.5"], "qed"),
+        (["--methods", "AR CFG,AR GAN"], "--methods: unknown ['AR GAN']; allowed: AR CFG, AR FUDGE"),
+        (["--methods", ","], "--methods: unknown"),
     ],
 )
 def test_bad_sweep_options_are_usage_errors(option, message, tmp_path, capsys):

@@ -221,10 +221,11 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 95% confidence half-width (normal approximation) over seeds."""
+    """Mean and 95% confidence half-width (normal approximation) over seeds; the half-width is NaN for a
+    single seed, which gives no interval."""
     keys = ["target", "method", "scale"]
     stats = frame.groupby(keys, sort=False)[["valid", "unique", "novel", "novel_mean", "novel_hit_rate", "seconds"]]
-    mean, sd, n = stats.mean(), stats.std(ddof=1).fillna(0.0), stats.count()
+    mean, sd, n = stats.mean(), stats.std(ddof=1), stats.count()
     half = 1.96 * sd / np.sqrt(n.clip(lower=1))
     return mean.join(half.add_suffix("_ci")).reset_index()
 
@@ -234,8 +235,13 @@ def to_markdown(summary: pd.DataFrame, settings: BenchSettings, device: str | to
         f"Samples per run: {settings.samples}; T = {settings.steps} reverse steps (autoregressive: one step per "
         f"token); seeds {list(settings.seeds)}; exact D-CBG / FUDGE top-{settings.top_k}; "
         f"{describe_device(device)}. Counts are out of {settings.samples}; "
-        "mean and hit rate are over novel molecules; ± is a 95% interval over seeds.",
+        "mean and hit rate are over novel molecules; "
+        + ("± is a 95% interval over seeds." if len(settings.seeds) > 1 else "one seed, so no interval."),
     ]
+
+    def cell(value: float, half: float, digits: int) -> str:
+        return f"{value:.{digits}f}" + (f"±{half:.{digits}f}" if math.isfinite(half) else "")
+
     for target, part in summary.groupby("target", sort=False):
         lines += [
             "",
@@ -246,8 +252,8 @@ def to_markdown(summary: pd.DataFrame, settings: BenchSettings, device: str | to
         ]
         for r in part.itertuples(index=False):
             lines.append(
-                f"| {r.method} | {r.scale:g} | {r.valid:.0f}±{r.valid_ci:.0f} | {r.unique:.0f}±{r.unique_ci:.0f} | "
-                f"{r.novel:.0f}±{r.novel_ci:.0f} | {r.novel_mean:.3f}±{r.novel_mean_ci:.3f} | "
+                f"| {r.method} | {r.scale:g} | {cell(r.valid, r.valid_ci, 0)} | {cell(r.unique, r.unique_ci, 0)} | "
+                f"{cell(r.novel, r.novel_ci, 0)} | {cell(r.novel_mean, r.novel_mean_ci, 3)} | "
                 f"{100 * r.novel_hit_rate:.0f}% | {r.seconds:.1f} |"
             )
     return "\n".join(lines) + "\n"

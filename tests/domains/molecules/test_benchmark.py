@@ -114,3 +114,16 @@ def test_bad_sweep_options_are_usage_errors(option, message, tmp_path, capsys):
     assert main(["bench", "molecules", "--quick", "--out", str(tmp_path), *option]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_table_gives_an_interval_only_over_several_seeds():
+    from domains.molecules.benchmark import BenchSettings, summarize, to_markdown
+
+    row = {"target": "qed>=0.5", "method": "UDLM D-CFG", "scale": 1.0, "samples": 8, "unique": 8, "novel_mean": 0.5}
+    row |= {"novel_hit_rate": 0.5, "seconds": 1.0}
+    rows = [{**row, "seed": seed, "valid": valid, "novel": novel} for seed, valid, novel in ((0, 6, 4), (1, 8, 2))]
+    two = to_markdown(summarize(pd.DataFrame(rows)), BenchSettings(samples=8, seeds=(0, 1)))
+    # mean 7 valid, sd sqrt(2): 1.96 * sqrt(2) / sqrt(2) = 1.96 -> "7±2"; novel 3±2
+    assert "| UDLM D-CFG | 1 | 7±2 | 8±0 | 3±2 | 0.500±0.000 | 50% | 1.0 |" in two and "95% interval" in two
+    one = to_markdown(summarize(pd.DataFrame(rows[:1])), BenchSettings(samples=8, seeds=(0,)))
+    assert "| UDLM D-CFG | 1 | 6 | 8 | 4 | 0.500 | 50% | 1.0 |" in one and "one seed, so no interval" in one

@@ -251,10 +251,13 @@ def to_markdown(summary: pd.DataFrame, settings: BenchSettings, device: str | to
             "|---|---|---|---|---|---|---|---|",
         ]
         for r in part.itertuples(index=False):
+            # no novel molecule in any seed: no mean, no hit rate
+            none = not math.isfinite(r.novel_mean)
+            mean = "-" if none else cell(r.novel_mean, r.novel_mean_ci, 3)
+            hit = "-" if none else f"{100 * r.novel_hit_rate:.0f}%"
             lines.append(
                 f"| {r.method} | {r.scale:g} | {cell(r.valid, r.valid_ci, 0)} | {cell(r.unique, r.unique_ci, 0)} | "
-                f"{cell(r.novel, r.novel_ci, 0)} | {cell(r.novel_mean, r.novel_mean_ci, 3)} | "
-                f"{100 * r.novel_hit_rate:.0f}% | {r.seconds:.1f} |"
+                f"{cell(r.novel, r.novel_ci, 0)} | {mean} | {hit} | {r.seconds:.1f} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -127,3 +127,7 @@ def test_the_table_gives_an_interval_only_over_several_seeds():
     assert "| UDLM D-CFG | 1 | 7±2 | 8±0 | 3±2 | 0.500±0.000 | 50% | 1.0 |" in two and "95% interval" in two
     one = to_markdown(summarize(pd.DataFrame(rows[:1])), BenchSettings(samples=8, seeds=(0,)))
     assert "| UDLM D-CFG | 1 | 6 | 8 | 4 | 0.500 | 50% | 1.0 |" in one and "one seed, so no interval" in one
+    empty = {**rows[0], "novel": 0, "novel_mean": float("nan"), "novel_hit_rate": float("nan")}
+    assert "| UDLM D-CFG | 1 | 6 | 8 | 0 | - | - | 1.0 |" in to_markdown(
+        summarize(pd.DataFrame([empty])), BenchSettings()
+    )

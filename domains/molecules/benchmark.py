@@ -268,6 +268,7 @@ def plot(summary: pd.DataFrame, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.artist import Artist
 
     targets = list(dict.fromkeys(summary["target"]))
     # one colour per method (tab20 has enough for every method of the sweep), one line style per model
@@ -284,8 +285,13 @@ def plot(summary: pd.DataFrame, path: Path) -> None:
         ax.set_xlabel("novel molecules")
         ax.set_ylabel(f"mean {target.split('>')[0].split('=')[0]} of novel molecules")
         ax.set_title(target)
-    axes[0][-1].legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    # one legend for the figure, with every method of any panel (panels may hold different methods)
+    handles: dict[str, Artist] = {}
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    fig.legend(list(handles.values()), list(handles), fontsize=7, loc="center right")
+    fig.tight_layout(rect=(0.0, 0.0, 1.0 - 1.6 / fig.get_figwidth(), 1.0))
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=120)
     plt.close(fig)

@@ -114,7 +114,7 @@ PRESETS: dict[str, dict[str, list[str]]] = {
 # the largest weights (MiB, all safetensors files of the folder) that ``--ship`` copies into the package
 SHIP_LIMIT_MIB = {"denoiser": 8.0, "classifier": 6.0}
 # masked models' cards also measure the remasking sampler (ReMDM cap), with twice the default steps
-CARD_REMASKING, CARD_REMASK_STEPS = "cap:0.02", 128
+CARD_REMASKING, CARD_REMASK_STEPS = Remasking("cap", 0.02), 128
 
 
 def default_runs_dir(preset: str) -> Path:
@@ -268,7 +268,7 @@ def release(
         table = format_table(rows, n=n, seed=0, steps=64)
         remask_evaluation = None
         if model.process.name == "masked":
-            remasking, settings = Remasking.parse(CARD_REMASKING), SETTINGS[model.domain.dataset][:1]
+            remasking, settings = CARD_REMASKING, SETTINGS[model.domain.dataset][:1]
             rows = evaluate_model(
                 model,
                 runs_dir / stages(name, preset)[-1] / "evaluation_remask",

@@ -52,12 +52,11 @@ class Remasking:
             return None
         strategy, sep, value = text.partition(":")
         try:
-            eta = float(value)
+            if not sep:
+                raise ValueError("no eta")
+            return cls(strategy, float(value))  # type: ignore[arg-type]
         except ValueError:
-            eta = float("nan")
-        if not sep or strategy not in ("cap", "rescale") or not (math.isfinite(eta) and 0.0 <= eta <= 1.0):
-            raise ValueError(f"remasking must be {REMASK_SYNTAX}; got {text!r}")
-        return cls(strategy, eta)  # type: ignore[arg-type]
+            raise ValueError(f"remasking must be {REMASK_SYNTAX}; got {text!r}") from None
 
     def sigma(self, alpha_t: Tensor, alpha_s: Tensor) -> Tensor:
         """sigma_t for the step between ``alpha_t`` and ``alpha_s`` (same shape)."""

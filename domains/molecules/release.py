@@ -13,15 +13,16 @@ import shlex
 import shutil
 from pathlib import Path
 
+from classifiers import LoadedClassifier, load_classifier
 from classifiers.cli import main as classifier_main
 from domains.molecules.cards import classifier_card, model_card
 from domains.molecules.generate import CHECKPOINTS
 from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
 from guided_diffusion.cli.train_cmd import main as train_main
-from guided_diffusion.pipeline import VALIDATION_SEEDS, export_model, load_model, validate_model
+from guided_diffusion.pipeline import VALIDATION_SEEDS, LoadedModel, export_model, load_model, validate_model
 from guided_diffusion.processes import Remasking
-from guided_diffusion.training.checkpoint import atomic_write_text, read_json
+from guided_diffusion.training.checkpoint import CheckpointError, atomic_write_text, read_json
 
 # shipped name -> experiment config (configs/experiment/<name>.yaml)
 MODELS: dict[str, str] = {
@@ -210,6 +211,7 @@ def release(
     status: dict[str, str] = {}
     notes: dict[str, str] = {}  # per exported denoiser: why it was not shipped, or empty
     exported: dict[str, Path] = {}
+    regressors: dict[str, Path] = {}  # denoiser -> the regressor exported for it in this run
     for name in [m for m in names if m in MODELS]:
         overrides = PRESETS[preset]["denoiser"]
         chain = stages(name, preset)
@@ -261,10 +263,20 @@ def release(
             classifier_card(name, folder, _recipe(preset, name, extra)),
         )
         folder, note = _ship_within_limit(folder, name, "classifier", ship=ship)
+        if name == f"{base}_regressor":
+            regressors[base] = folder
         status[name] = f"done: {folder}{note}"
     for name, folder in exported.items():
-        model = load_model(folder, device=resolve_device(None))
-        rows = evaluate_model(model, runs_dir / stages(name, preset)[-1] / "evaluation", n=n, fcd=preset != "tiny")
+        device = resolve_device(None)
+        model = load_model(folder, device=device)
+        classifier = _regressor_for(name, model, regressors.get(name), device)
+        rows = evaluate_model(
+            model,
+            runs_dir / stages(name, preset)[-1] / "evaluation",
+            n=n,
+            fcd=preset != "tiny",
+            classifier=classifier,
+        )
         table = format_table(rows, n=n, seed=0, steps=64)
         remask_evaluation = None
         if model.process.name == "masked":
@@ -277,6 +289,7 @@ def release(
                 remasking=remasking,
                 settings=settings,
                 fcd=preset != "tiny",
+                classifier=classifier,
             )
             options = f"--steps {CARD_REMASK_STEPS} --remask {remasking}" + "".join(
                 f' --setting "{label}"' for label, _ in settings
@@ -301,6 +314,20 @@ def release(
         )
         status[name] = f"done: {folder}{notes[name]}"
     return status
+
+
+def _regressor_for(name: str, model: LoadedModel, trained: Path | None, device: str) -> LoadedClassifier | None:
+    """The noisy regressor for the D-CBG rows of ``name``'s card: the one this release exported for it, else
+    the shipped one, when it was trained for the same noise over the same vocabulary (an exported
+    denoiser outside the package has no regressor beside it). None (no D-CBG rows) when neither fits."""
+    folder = trained or CHECKPOINTS / f"{name}_regressor"
+    if not (folder / "model.json").is_file():
+        return None
+    try:
+        return load_classifier(folder, denoiser=model, device=device)
+    except CheckpointError as err:
+        print(f"{name}: no D-CBG rows on its card: {err}", flush=True)
+        return None
 
 
 def _recipe(preset: str, name: str, extra: list[str]) -> str:

@@ -201,6 +201,23 @@ def test_evaluation_uses_the_regressor_it_is_given(tiny_release, tiny_regressor,
     assert f"D-CBG regressor: {regressor.path}" in (tmp_path / "b" / "evaluation.md").read_text()
 
 
+def test_the_release_gives_an_unshipped_model_the_regressor_it_exported(tiny_release, capsys):
+    import dataclasses
+
+    from domains.molecules.release import _regressor_for
+    from guided_diffusion.pipeline import load_model
+    from guided_diffusion.processes import MaskedProcess
+    from guided_diffusion.schedules import LogLinearSchedule
+
+    model = load_model(tiny_release / "shipped")
+    exported = tiny_release.parent / "qm9_udlm_regressor" / "shipped"
+    # the exported denoiser has no regressor beside it: the card's D-CBG rows take the one this release made
+    assert _regressor_for("qm9_udlm", model, exported, "cpu").path.resolve() == exported.resolve()
+    masked = dataclasses.replace(model, process=MaskedProcess(model.process.vocab_size, LogLinearSchedule()))
+    assert _regressor_for("qm9_udlm", masked, exported, "cpu") is None
+    assert "qm9_udlm: no D-CBG rows on its card: classifier" in capsys.readouterr().out
+
+
 def test_template_positions_are_kept(tiny_release):
     from domains.molecules.generate import sample_molecules
     from guided_diffusion.pipeline import load_model

@@ -51,8 +51,8 @@ class Condition:
             return int(self.values.shape[0])
         return None
 
-    def select(self, rows: Tensor) -> Condition:
-        """The condition of a subset of rows (``rows``: index or bool tensor over B)."""
+    def select(self, rows: Tensor | slice) -> Condition:
+        """The condition of a subset of rows (``rows``: index or bool tensor over B, or a slice)."""
         return Condition(
             labels=None if self.labels is None else self.labels[rows],
             values=None if self.values is None else self.values[rows],

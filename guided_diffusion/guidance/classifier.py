@@ -20,6 +20,7 @@ from torch import Tensor
 
 from guided_diffusion.guidance.base import Guidance, GuidanceStep
 from guided_diffusion.gumbel import gumbel_noise
+from guided_diffusion.networks.passes import row_slices, rows_per_pass
 from guided_diffusion.processes.base import LOG_FLOOR
 
 # log p(y | x, t): x is [B, L] token ids (or [B, L, S] one-hot / soft for first-order guidance), t is [B]
@@ -55,7 +56,7 @@ class ClassifierGuidance(Guidance):
         mode: ``exact`` or ``first-order``.
         top_k: exact mode only: per position, score only the ``top_k`` most likely changes under the
             denoiser (the others are excluded, as in top-k sampling); None scores every candidate.
-        max_rows: exact mode: candidate sequences per classifier call (memory bound).
+        max_rows: exact mode: candidate sequences per classifier call at most (memory bound; fewer on a CPU).
         upper_bound: an upper bound on ``log_likelihood`` (0 for a log-probability); default: the bound of a
             :class:`BoundedLogLikelihood`, else none. With a bound, exact mode draws tokens lazily (see the
             module docstring).
@@ -129,10 +130,11 @@ class ClassifierGuidance(Guidance):
         return allowed
 
     def _score(self, xt: Tensor, times: Tensor, rows: Tensor, pos: Tensor, val: Tensor) -> Tensor:
-        """log p(y | xt[rows] with position ``pos`` set to ``val``), one per triple, in chunks of max_rows."""
+        """log p(y | xt[rows] with position ``pos`` set to ``val``), one per triple, in chunks of at most
+        max_rows (on a CPU, of the rows that keep a pass's activations in cache: see networks.passes)."""
         out = []
-        for start in range(0, rows.numel(), self.max_rows):
-            r, p, v = (idx[start : start + self.max_rows] for idx in (rows, pos, val))
+        for part in row_slices(rows.numel(), rows_per_pass(xt.device, xt.shape[1], limit=self.max_rows)):
+            r, p, v = rows[part], pos[part], val[part]
             candidates = xt[r].clone()  # [C, L]
             candidates[torch.arange(r.numel(), device=xt.device), p] = v
             out.append(self.log_likelihood(candidates, times[r]))

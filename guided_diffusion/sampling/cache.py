@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from guided_diffusion.conditioning import Condition, concat_conditions
+from guided_diffusion.networks.passes import row_slices, rows_per_pass
 from guided_diffusion.processes.base import DiffusionProcess
 
 
@@ -73,7 +74,12 @@ class DenoiserCache:
             cond = concat_conditions(conds, counts, num_properties=self.num_properties, device=xt.device)
             times = torch.full((xs.shape[0],), float(t), device=xt.device)
             with torch.no_grad():
-                logits = self.denoiser(xs, times, cond)
+                # on a CPU in slices that keep the activations in cache (same outputs; see networks.passes)
+                parts = [
+                    self.denoiser(xs[rows], times[rows], cond.select(rows))
+                    for rows in row_slices(xs.shape[0], rows_per_pass(xs.device, xs.shape[1]))
+                ]
+            logits = parts[0] if len(parts) == 1 else torch.cat(parts)
             fresh = self.tempered_clean_log_probs(logits.to(self.dtype), xs).split(counts)
             self.nfe += 1
             self.rows_evaluated += xs.shape[0]

@@ -49,7 +49,16 @@ def main(argv: list[str]) -> int:
         help=f"{', '.join(PRECISIONS)}, or several comma-separated (each method is timed in each, interleaved; "
         "ratios are to unguided in the first): " + PRECISION_HELP,
     )
+    p.add_argument(
+        "--passes",
+        default="sliced",
+        help="sliced (on a CPU, network passes of about 2,048 tokens each, the default of sampling), whole (one "
+        "pass per batch), or both comma-separated (each method timed in each, interleaved)",
+    )
     args = p.parse_args(argv)
+    modes = list(dict.fromkeys(x.strip() for x in args.passes.split(",")))
+    if not modes or any(m not in ("sliced", "whole") for m in modes):
+        raise UsageError(f"--passes takes sliced, whole or both comma-separated, got {args.passes!r}")
     device = resolve_device(args.device)
     names = list(dict.fromkeys(x.strip() for x in args.precision.split(",")))
     precisions = {name: sampling_autocast(name, device) for name in names}
@@ -73,11 +82,16 @@ def main(argv: list[str]) -> int:
         top_k=args.top_k,
         naive=args.naive,
     )
-    methods, autocast = {}, {}
-    for precision, dtype in precisions.items():
-        for name, make in standard.items():
-            label = f"{name} ({precision})" if len(precisions) > 1 else name
-            methods[label], autocast[label] = make, dtype
+    methods, autocast, whole = {}, {}, set()
+    for mode in modes:
+        for precision, dtype in precisions.items():
+            for name, make in standard.items():
+                notes = [precision] if len(precisions) > 1 else []
+                notes += [f"{mode} passes"] if len(modes) > 1 else []
+                label = f"{name} ({', '.join(notes)})" if notes else name
+                methods[label], autocast[label] = make, dtype
+                if mode == "whole":
+                    whole.add(label)
     length = model.denoiser.config.seq_len
     rows = measure(
         model.process,
@@ -88,6 +102,7 @@ def main(argv: list[str]) -> int:
         steps=args.steps,
         repeats=args.repeats,
         autocast=autocast,
+        whole=whole,
     )
     header = (
         f"{path.name} ({model.process.name} noise, L = {length}, S = {model.process.num_states}), target {target}, "
@@ -96,6 +111,7 @@ def main(argv: list[str]) -> int:
         + ", ".join(
             f"{name} ({'bf16' if dtype else 'fp32'})" if name == "auto" else name for name, dtype in precisions.items()
         )
+        + f"; {' and '.join(modes)} passes"
     )
     print(format_rows(rows, naive_rows_per_step=args.n * length * model.process.num_states, header=header))
     return 0

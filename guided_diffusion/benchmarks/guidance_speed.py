@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -15,6 +16,7 @@ from torch import nn
 
 from guided_diffusion.guidance.base import Guidance, NoGuidance
 from guided_diffusion.guidance.classifier import ClassifierGuidance
+from guided_diffusion.networks.passes import whole_batches
 from guided_diffusion.processes.base import DiffusionProcess
 from guided_diffusion.sampling.sampler import sample
 
@@ -40,15 +42,21 @@ def measure(
     repeats: int = 3,
     seed: int = 0,
     autocast: torch.dtype | Mapping[str, torch.dtype | None] | None = None,
+    whole: Collection[str] = (),
 ) -> list[SpeedRow]:
     """Time each method ``repeats`` times, interleaved (so machine noise hits all alike); the first method
-    is the baseline of the ratios. ``autocast`` runs the methods' network passes in that dtype (a mapping gives
-    each method its own; absent names run in fp32). Runs on the denoiser's device; on CUDA each method first runs once
-    untimed (kernel loading, allocator warm-up) and every timing waits for the device to finish."""
+        is the baseline of the ratios. ``autocast`` runs the methods' network passes in that dtype (a mapping gives
+        each method its own; absent names run in fp32). The methods named in ``whole`` pass whole batches on a CPU
+    too (see :mod:`guided_diffusion.networks.passes`). Runs on the denoiser's device; on CUDA each method first runs once
+        untimed (kernel loading, allocator warm-up) and every timing waits for the device to finish."""
     device = next(denoiser.parameters()).device
     precisions = dict(autocast) if isinstance(autocast, Mapping) else dict.fromkeys(methods, autocast)
 
     def run(name: str, guidance: Guidance, num_steps: int) -> None:
+        with whole_batches() if name in whole else nullcontext():
+            _run(name, guidance, num_steps)
+
+    def _run(name: str, guidance: Guidance, num_steps: int) -> None:
         sample(
             process,
             denoiser,

@@ -10,6 +10,7 @@ On an accelerator one large pass is fastest, and the batch is not split.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -17,10 +18,25 @@ import torch
 CPU_TOKENS_PER_PASS = 2048
 
 
+_slicing = [True]  # False inside whole_batches()
+
+
+@contextmanager
+def whole_batches() -> Iterator[None]:
+    """Within it, passes on a CPU take their whole batch too (to measure what slicing gains)."""
+    _slicing.append(False)
+    try:
+        yield
+    finally:
+        _slicing.pop()
+
+
 def rows_per_pass(device: torch.device | str, seq_len: int, *, limit: int | None = None) -> int | None:
     """Rows per network pass over sequences of ``seq_len`` tokens on ``device``: about
-    :data:`CPU_TOKENS_PER_PASS` tokens on a CPU, unsplit (None) elsewhere; never more than ``limit``."""
-    rows = max(1, CPU_TOKENS_PER_PASS // max(1, seq_len)) if torch.device(device).type == "cpu" else None
+    :data:`CPU_TOKENS_PER_PASS` tokens on a CPU, unsplit (None) elsewhere or inside :func:`whole_batches`;
+    never more than ``limit``."""
+    sliced = _slicing[-1] and torch.device(device).type == "cpu"
+    rows = max(1, CPU_TOKENS_PER_PASS // max(1, seq_len)) if sliced else None
     if limit is not None:
         rows = limit if rows is None else min(rows, limit)
     return rows

@@ -21,6 +21,10 @@ def test_rows_per_pass_splits_only_on_a_cpu_and_keeps_the_limit():
     assert rows_per_pass("cpu", 32, limit=7) == 7
     assert rows_per_pass(torch.device("cuda"), 32) is None
     assert rows_per_pass("cuda:0", 32, limit=4096) == 4096
+    with passes.whole_batches():
+        assert rows_per_pass("cpu", 32) is None
+        assert rows_per_pass("cpu", 32, limit=7) == 7
+    assert rows_per_pass("cpu", 32) == passes.CPU_TOKENS_PER_PASS // 32
 
 
 @pytest.mark.parametrize(("total", "rows"), [(10, 3), (9, 3), (4, None), (5, 8), (0, 3)])

@@ -271,6 +271,13 @@ def test_guidance_speed_benchmark_prints_all_methods(tiny_release, tiny_regresso
         assert f"| {name} (fp32) |" in out and f"| {name} (bf16) |" in out
     assert main([*argv[:-1], "fp32,half"]) == 2
     assert "unknown precision 'half'" in capsys.readouterr().err
+    assert main([*argv[:-2], "--passes", "sliced,whole"]) == 0
+    out = capsys.readouterr().out
+    for name in (*names[:3], "D-CBG exact, top-4"):
+        assert f"| {name} (sliced passes) |" in out and f"| {name} (whole passes) |" in out
+    assert "sliced and whole passes" in out
+    assert main([*argv[:-2], "--passes", "halves"]) == 2
+    assert "--passes takes sliced, whole or both" in capsys.readouterr().err
 
 
 def test_the_readme_custom_guidance_example_runs(tiny_release, monkeypatch, capsys):

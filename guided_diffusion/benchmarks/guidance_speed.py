@@ -45,10 +45,10 @@ def measure(
     whole: Collection[str] = (),
 ) -> list[SpeedRow]:
     """Time each method ``repeats`` times, interleaved (so machine noise hits all alike); the first method
-        is the baseline of the ratios. ``autocast`` runs the methods' network passes in that dtype (a mapping gives
-        each method its own; absent names run in fp32). The methods named in ``whole`` pass whole batches on a CPU
-    too (see :mod:`guided_diffusion.networks.passes`). Runs on the denoiser's device; on CUDA each method first runs once
-        untimed (kernel loading, allocator warm-up) and every timing waits for the device to finish."""
+    is the baseline of the ratios. ``autocast`` runs the methods' network passes in that dtype (a mapping gives
+    each method its own; absent names run in fp32). The methods named in ``whole`` pass whole batches on a CPU
+    too (see :mod:`guided_diffusion.networks.passes`). Runs on the denoiser's device; on CUDA each method first
+    runs once untimed (kernel loading, allocator warm-up) and every timing waits for the device to finish."""
     device = next(denoiser.parameters()).device
     precisions = dict(autocast) if isinstance(autocast, Mapping) else dict.fromkeys(methods, autocast)
 

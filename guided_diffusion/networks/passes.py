@@ -1,10 +1,11 @@
 """How many rows one network pass takes.
 
 On a CPU the elementwise work of a transformer block (GELU, norms, adaLN modulation, rotary embeddings) is
-bound by memory traffic: over a large batch its activations leave the cache, and a pass over 512 rows of
-32 tokens runs about 1.3x (the QM9 denoiser) to 1.9x (a small noisy regressor) slower than the same rows
-in slices of 64. Each output row depends only on its own input row, so the slices give the same outputs.
-On an accelerator one large pass is fastest, and the batch is not split.
+bound by memory traffic: over a large batch its activations leave the cache, and a pass over 512-1,024
+rows of 32 tokens runs about 1.3x (the QM9 denoiser) to 1.9x (a small noisy regressor) slower than the
+same rows in slices of 64. Each output row depends only on its own input row, so the slices give the same
+outputs (bitwise on the CPU measured; in general up to the rounding of a differently blocked matrix
+product). On an accelerator one large pass is fastest, and the batch is not split.
 """
 
 from __future__ import annotations

@@ -54,19 +54,16 @@ def measure(
 
     def run(name: str, guidance: Guidance, num_steps: int) -> None:
         with whole_batches() if name in whole else nullcontext():
-            _run(name, guidance, num_steps)
-
-    def _run(name: str, guidance: Guidance, num_steps: int) -> None:
-        sample(
-            process,
-            denoiser,
-            num_samples=num_samples,
-            length=length,
-            steps=num_steps,
-            guidance=guidance,
-            generator=torch.Generator(device=device).manual_seed(seed),
-            autocast=precisions.get(name),
-        )
+            sample(
+                process,
+                denoiser,
+                num_samples=num_samples,
+                length=length,
+                steps=num_steps,
+                guidance=guidance,
+                generator=torch.Generator(device=device).manual_seed(seed),
+                autocast=precisions.get(name),
+            )
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 

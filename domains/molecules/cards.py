@@ -28,6 +28,7 @@ def model_card(
     chain: tuple[str, ...],
     validation: dict[str, float] | None = None,
     remask_evaluation: tuple[str, str] | None = None,
+    regressor: Path | None = None,
 ) -> str:
     """Markdown model card: what, how it was trained (command, data, wall time, hardware), how it scores.
 
@@ -38,6 +39,9 @@ def model_card(
 
     ``remask_evaluation`` (masked models): the evaluate options and the table of the evaluation with the
     remasking sampler.
+
+    ``regressor``: the noisy regressor behind the table's D-CBG rows; the card's command names it when it is
+    not the one beside ``folder`` (which ``evaluate`` would take by default).
     """
     meta = read_json(folder, "model")
     training, data, domain = meta["training"], meta["data"], meta["domain"]["state"]
@@ -54,6 +58,9 @@ def model_card(
     process = meta["process"]["name"]
     what = "autoregressive (left-to-right) model" if process == "autoregressive" else f"{process} diffusion"
     evaluate = f"guide-gen molecules evaluate --checkpoint <this folder> -n {n} --seed 0 --out DIR"
+    beside = folder.parent / f"{folder.name}_regressor"
+    if regressor is not None and regressor.resolve() != beside.resolve():
+        evaluate += f" --classifier {_shown(regressor)}"
     if table is None:
         measured = f"Not evaluated yet: `{evaluate}` measures it."
     else:
@@ -88,6 +95,14 @@ molecules (length {domain["seq_len"]}), conditioned on {", ".join(domain["proper
 ## Evaluation
 
 {measured}"""
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (a card names no machine's folders)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _equivalent(chain: tuple[str, ...]) -> str:

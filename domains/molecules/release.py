@@ -310,6 +310,7 @@ def release(
                 chain=stages(name, preset),
                 validation=validation,
                 remask_evaluation=remask_evaluation,
+                regressor=None if classifier is None else classifier.path,
             ),
         )
         status[name] = f"done: {folder}{notes[name]}"

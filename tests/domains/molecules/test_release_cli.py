@@ -525,6 +525,21 @@ def test_a_masked_model_card_also_gives_its_remasking_evaluation():
     assert "## Sampling with remasking" not in model_card("qm9_mdlm", folder, "cmd", "TABLE", n=512, chain=("x",))
 
 
+def test_a_card_names_the_regressor_of_its_cbg_rows_unless_it_lies_beside_the_model(tmp_path, monkeypatch):
+    from domains.molecules.cards import model_card
+    from domains.molecules.generate import CHECKPOINTS
+
+    folder = CHECKPOINTS / "qm9_udlm"
+    beside = model_card("qm9_udlm", folder, "cmd", "T", n=8, chain=("x",), regressor=CHECKPOINTS / "qm9_udlm_regressor")
+    assert "--classifier" not in beside
+    elsewhere = tmp_path / "runs" / "qm9_udlm_regressor" / "shipped"
+    card = model_card("qm9_udlm", folder, "cmd", "T", n=8, chain=("x",), regressor=elsewhere)
+    assert f"-n 8 --seed 0 --out DIR --classifier {elsewhere}`" in card
+    monkeypatch.chdir(tmp_path)  # below the working directory: named relative to it
+    card = model_card("qm9_udlm", folder, "cmd", "T", n=8, chain=("x",), regressor=elsewhere)
+    assert "--out DIR --classifier runs/qm9_udlm_regressor/shipped`" in card
+
+
 @pytest.mark.slow
 def test_the_masked_release_evaluates_remasking_on_its_card(tmp_path, data_dir):
     argv = ["molecules", "release", "--preset", "tiny", "--runs-dir", str(tmp_path), "--models", "qm9_mdlm", "-n", "4"]

@@ -22,7 +22,7 @@ from guided_diffusion.cli.errors import UsageError
 from guided_diffusion.cli.tables import read_csv_table
 from guided_diffusion.data import Domain, LabellingDomain, TokenDataset
 from guided_diffusion.networks.dit import Denoiser
-from guided_diffusion.pipeline import load_model
+from guided_diffusion.pipeline import LoadedModel, load_model
 
 
 def main(argv: list[str]) -> int:
@@ -74,11 +74,23 @@ def main(argv: list[str]) -> int:
         extra_repeat=cfg.extra_repeat,
         extra_source=", ".join(map(str, sources)) or None,
         resume=bool(cfg.resume),
-        config=to_container(cfg),
+        config=recorded_config(to_container(cfg), denoiser),
     )
     state = "finished" if result.finished else "paused (resume=true continues)"
     print(f"{state} at step {result.step}; checkpoint: {result.checkpoint}")
     return 0
+
+
+FROM_DENOISER = ("domain", "process", "schedule")
+
+
+def recorded_config(config: dict, denoiser: LoadedModel | None) -> dict:
+    """The resolved configuration to record in the checkpoint: with a denoiser, its domain, process and
+    schedule sections (the ones the classifier was trained with), not this command's unused defaults."""
+    if denoiser is None:
+        return config
+    source = denoiser.meta.get("config", {})
+    return {**config, **{key: source[key] for key in FROM_DENOISER if key in source}}
 
 
 def read_extra_data(domain: Domain, path: Path) -> TokenDataset:

@@ -60,7 +60,7 @@ def model_card(
     evaluate = f"guide-gen molecules evaluate --checkpoint <this folder> -n {n} --seed 0 --out DIR"
     beside = folder.parent / f"{folder.name}_regressor"
     if regressor is not None and regressor.resolve() != beside.resolve():
-        evaluate += f" --classifier {_shown(regressor)}"
+        evaluate += f" --classifier {shown_path(regressor)}"
     if table is None:
         measured = f"Not evaluated yet: `{evaluate}` measures it."
     else:
@@ -97,8 +97,9 @@ molecules (length {domain["seq_len"]}), conditioned on {", ".join(domain["proper
 {measured}"""
 
 
-def _shown(path: Path) -> str:
-    """``path`` relative to the working directory when it lies below it (a card names no machine's folders)."""
+def shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it (cards and recorded commands name no
+    machine's folders)."""
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:

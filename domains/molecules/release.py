@@ -15,7 +15,7 @@ from pathlib import Path
 
 from classifiers import LoadedClassifier, load_classifier
 from classifiers.cli import main as classifier_main
-from domains.molecules.cards import classifier_card, model_card
+from domains.molecules.cards import classifier_card, model_card, shown_path
 from domains.molecules.generate import CHECKPOINTS
 from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
@@ -248,7 +248,7 @@ def release(
         command = [
             "train-classifier",
             f"experiment={name}",
-            f"denoiser={denoiser}",
+            f"denoiser={shown_path(denoiser)}",
             f"run_dir={run_dir}",
             "resume=true",
         ]

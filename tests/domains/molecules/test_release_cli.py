@@ -161,6 +161,15 @@ def tiny_regressor(tiny_release, tmp_path_factory):
     return run / "checkpoint"
 
 
+def test_a_classifier_records_the_domain_and_process_of_its_denoiser(tiny_release, tiny_regressor):
+    from guided_diffusion.training.checkpoint import read_json
+
+    denoiser, meta = read_json(tiny_release / "shipped", "model"), read_json(tiny_regressor, "model")
+    for key in ("domain", "process", "schedule"):  # not the command's unused toy defaults
+        assert meta["config"][key] == denoiser["config"][key]
+    assert meta["config"]["domain"]["_target_"] == "domains.molecules.MoleculeDomain"
+
+
 def test_classifier_guidance_and_templates_in_the_molecules_command(tiny_release, tiny_regressor, capsys):
     base = [
         "molecules",

@@ -227,7 +227,15 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     stats = frame.groupby(keys, sort=False)[["valid", "unique", "novel", "novel_mean", "novel_hit_rate", "seconds"]]
     mean, sd, n = stats.mean(), stats.std(ddof=1), stats.count()
     half = 1.96 * sd / np.sqrt(n.clip(lower=1))
-    return mean.join(half.add_suffix("_ci")).reset_index()
+    out = mean.join(half.add_suffix("_ci")).reset_index()
+    # rows in the sweep's order whatever order the runs finished in (merged subsets, resumed runs): targets as
+    # first seen, methods as in METHODS (others after them), scales ascending
+    targets = {t: i for i, t in enumerate(dict.fromkeys(out["target"]))}
+    others = [m for m in dict.fromkeys(out["method"]) if m not in METHODS]
+    methods = {m: i for i, m in enumerate([*METHODS, *others])}
+    ranked = out.assign(_target=out["target"].map(targets), _method=out["method"].map(methods))
+    ranked = ranked.sort_values(["_target", "_method", "scale"], kind="stable")
+    return ranked.drop(columns=["_target", "_method"]).reset_index(drop=True)
 
 
 def to_markdown(summary: pd.DataFrame, settings: BenchSettings, device: str | torch.device = "cpu") -> str:

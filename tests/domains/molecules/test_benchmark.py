@@ -131,3 +131,30 @@ def test_the_table_gives_an_interval_only_over_several_seeds():
     assert "| UDLM D-CFG | 1 | 6 | 8 | 0 | - | - | 1.0 |" in to_markdown(
         summarize(pd.DataFrame([empty])), BenchSettings()
     )
+
+
+def test_the_summary_keeps_the_sweeps_order_whatever_order_the_rows_came_in():
+    from domains.molecules.benchmark import summarize
+
+    row = {"samples": 8, "seed": 0, "valid": 1, "unique": 1, "novel": 1, "novel_mean": 0.5, "novel_hit_rate": 0.5}
+    row |= {"seconds": 1.0}
+    order = [
+        ("qed>=0.5", "another method", 1.0),
+        ("rings>=4", "UDLM NOS", 10.0),
+        ("qed>=0.5", "UDLM D-CFG", 2.0),
+        ("rings>=4", "AR CFG", 1.0),
+        ("qed>=0.5", "AR FUDGE", 1.0),
+        ("qed>=0.5", "UDLM D-CFG", 1.0),
+        ("rings>=4", "UDLM NOS", 1.0),
+    ]
+    frame = pd.DataFrame([{**row, "target": t, "method": m, "scale": g} for t, m, g in order])
+    got = list(summarize(frame)[["target", "method", "scale"]].itertuples(index=False, name=None))
+    assert got == [
+        ("qed>=0.5", "AR FUDGE", 1.0),
+        ("qed>=0.5", "UDLM D-CFG", 1.0),
+        ("qed>=0.5", "UDLM D-CFG", 2.0),
+        ("qed>=0.5", "another method", 1.0),  # a method outside the sweep's list comes after it
+        ("rings>=4", "AR CFG", 1.0),
+        ("rings>=4", "UDLM NOS", 1.0),
+        ("rings>=4", "UDLM NOS", 10.0),
+    ]

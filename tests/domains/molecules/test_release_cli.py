@@ -542,6 +542,8 @@ def test_a_card_names_the_regressor_of_its_cbg_rows_unless_it_lies_beside_the_mo
     beside = model_card("qm9_udlm", folder, "cmd", "T", n=8, chain=("x",), regressor=CHECKPOINTS / "qm9_udlm_regressor")
     assert "--classifier" not in beside
     elsewhere = tmp_path / "runs" / "qm9_udlm_regressor" / "shipped"
+    (tmp_path / "other").mkdir()
+    monkeypatch.chdir(tmp_path / "other")  # not below the working directory: named as given
     card = model_card("qm9_udlm", folder, "cmd", "T", n=8, chain=("x",), regressor=elsewhere)
     assert f"-n 8 --seed 0 --out DIR --classifier {elsewhere}`" in card
     monkeypatch.chdir(tmp_path)  # below the working directory: named relative to it

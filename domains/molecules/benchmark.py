@@ -227,7 +227,8 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     stats = frame.groupby(keys, sort=False)[["valid", "unique", "novel", "novel_mean", "novel_hit_rate", "seconds"]]
     mean, sd, n = stats.mean(), stats.std(ddof=1), stats.count()
     half = 1.96 * sd / np.sqrt(n.clip(lower=1))
-    out = mean.join(half.add_suffix("_ci")).reset_index()
+    seeds = frame.groupby(keys, sort=False)["seed"].nunique().rename("seeds")
+    out = mean.join(half.add_suffix("_ci")).join(seeds).reset_index()
     # rows in the sweep's order whatever order the runs finished in (merged subsets, resumed runs): targets as
     # first seen, methods as in METHODS (others after them), scales ascending
     targets = {t: i for i, t in enumerate(dict.fromkeys(out["target"]))}
@@ -239,12 +240,21 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def to_markdown(summary: pd.DataFrame, settings: BenchSettings, device: str | torch.device = "cpu") -> str:
+    """The results table; rows run with different numbers of seeds (a resumed or merged sweep) get a seeds
+    column, and only rows with several seeds an interval."""
+    counts = sorted(set(summary["seeds"])) if "seeds" in summary else [len(settings.seeds)]
+    mixed = len(counts) > 1
+    if mixed:
+        seeds = f"{counts[0]}-{counts[-1]} seeds per row (the seeds column)"
+        interval = "± is a 95% interval over seeds, on the rows with several."
+    else:
+        seeds = f"seeds {list(settings.seeds)}" if counts[0] == len(settings.seeds) else f"{counts[0]} seeds per row"
+        interval = "± is a 95% interval over seeds." if counts[0] > 1 else "one seed, so no interval."
     lines = [
         f"Samples per run: {settings.samples}; T = {settings.steps} reverse steps (autoregressive: one step per "
-        f"token); seeds {list(settings.seeds)}; exact D-CBG / FUDGE top-{settings.top_k}; "
+        f"token); {seeds}; exact D-CBG / FUDGE top-{settings.top_k}; "
         f"{describe_device(device)}. Counts are out of {settings.samples}; "
-        "mean and hit rate are over novel molecules; "
-        + ("± is a 95% interval over seeds." if len(settings.seeds) > 1 else "one seed, so no interval."),
+        "mean and hit rate are over novel molecules; " + interval,
     ]
 
     def cell(value: float, half: float, digits: int) -> str:
@@ -255,8 +265,8 @@ def to_markdown(summary: pd.DataFrame, settings: BenchSettings, device: str | to
             "",
             f"### {target}",
             "",
-            "| method | g | valid | unique | novel | novel mean | hit rate | s/run |",
-            "|---|---|---|---|---|---|---|---|",
+            "| method | g |" + " seeds |" * mixed + " valid | unique | novel | novel mean | hit rate | s/run |",
+            "|---|---|" + "---|" * mixed + "---|---|---|---|---|---|",
         ]
         for r in part.itertuples(index=False):
             # no novel molecule in any seed: no mean, no hit rate
@@ -264,7 +274,8 @@ def to_markdown(summary: pd.DataFrame, settings: BenchSettings, device: str | to
             mean = "-" if none else cell(r.novel_mean, r.novel_mean_ci, 3)
             hit = "-" if none else f"{100 * r.novel_hit_rate:.0f}%"
             lines.append(
-                f"| {r.method} | {r.scale:g} | {cell(r.valid, r.valid_ci, 0)} | {cell(r.unique, r.unique_ci, 0)} | "
+                f"| {r.method} | {r.scale:g} |" + (f" {r.seeds} |" if mixed else "") + " "
+                f"{cell(r.valid, r.valid_ci, 0)} | {cell(r.unique, r.unique_ci, 0)} | "
                 f"{cell(r.novel, r.novel_ci, 0)} | {mean} | {hit} | {r.seconds:.1f} |"
             )
     return "\n".join(lines) + "\n"

@@ -158,3 +158,17 @@ def test_the_summary_keeps_the_sweeps_order_whatever_order_the_rows_came_in():
         ("rings>=4", "UDLM NOS", 1.0),
         ("rings>=4", "UDLM NOS", 10.0),
     ]
+
+
+def test_rows_with_different_seed_counts_get_a_seeds_column_and_intervals_only_where_there_are_several():
+    from domains.molecules.benchmark import BenchSettings, summarize, to_markdown
+
+    row = {"target": "qed>=0.5", "samples": 8, "unique": 8, "novel_mean": 0.5, "novel_hit_rate": 0.5, "seconds": 1.0}
+    rows = [
+        {**row, "method": "UDLM D-CFG", "scale": 1.0, "seed": s, "valid": v, "novel": 3} for s, v in ((0, 6), (1, 8))
+    ]
+    rows.append({**row, "method": "UDLM NOS", "scale": 1.0, "seed": 0, "valid": 5, "novel": 2})
+    table = to_markdown(summarize(pd.DataFrame(rows)), BenchSettings(samples=8, seeds=(0,)))
+    assert "1-2 seeds per row (the seeds column)" in table and "on the rows with several" in table
+    assert "| method | g | seeds | valid |" in table
+    assert "| UDLM D-CFG | 1 | 2 | 7±2 | 8±0 | 3±0 |" in table and "| UDLM NOS | 1 | 1 | 5 | 8 | 2 |" in table

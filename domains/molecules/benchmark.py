@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy.stats import t as student_t
 
 from classifiers import gaussian_target, load_classifier
 from domains.molecules.generate import CHECKPOINTS, classifier_term, target_condition
@@ -221,12 +222,13 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> None:
 
 
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 95% confidence half-width (normal approximation) over seeds; the half-width is NaN for a
-    single seed, which gives no interval."""
+    """Mean and 95% confidence half-width over seeds (Student's t with n - 1 degrees of freedom: with
+    two or three seeds a normal approximation would be far too narrow); NaN for a single seed, which gives no
+    interval."""
     keys = ["target", "method", "scale"]
     stats = frame.groupby(keys, sort=False)[["valid", "unique", "novel", "novel_mean", "novel_hit_rate", "seconds"]]
     mean, sd, n = stats.mean(), stats.std(ddof=1), stats.count()
-    half = 1.96 * sd / np.sqrt(n.clip(lower=1))
+    half = sd * student_t.ppf(0.975, n.clip(lower=2) - 1) / np.sqrt(n.clip(lower=1))
     seeds = frame.groupby(keys, sort=False)["seed"].nunique().rename("seeds")
     out = mean.join(half.add_suffix("_ci")).join(seeds).reset_index()
     # rows in the sweep's order whatever order the runs finished in (merged subsets, resumed runs): targets as

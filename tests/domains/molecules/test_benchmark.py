@@ -123,8 +123,10 @@ def test_the_table_gives_an_interval_only_over_several_seeds():
     row |= {"novel_hit_rate": 0.5, "seconds": 1.0}
     rows = [{**row, "seed": seed, "valid": valid, "novel": novel} for seed, valid, novel in ((0, 6, 4), (1, 8, 2))]
     two = to_markdown(summarize(pd.DataFrame(rows)), BenchSettings(samples=8, seeds=(0, 1)))
-    # mean 7 valid, sd sqrt(2): 1.96 * sqrt(2) / sqrt(2) = 1.96 -> "7±2"; novel 3±2
-    assert "| UDLM D-CFG | 1 | 7±2 | 8±0 | 3±2 | 0.500±0.000 | 50% | 1.0 |" in two and "95% interval" in two
+    # mean 7 valid, sd sqrt(2); Student's t for 1 degree of freedom, 12.706: 12.706 * sqrt(2) / sqrt(2) -> "7±13"
+    assert "| UDLM D-CFG | 1 | 7±13 | 8±0 | 3±13 | 0.500±0.000 | 50% | 1.0 |" in two and "95% interval" in two
+    three = [*rows, {**rows[0], "seed": 2, "valid": 7, "novel": 3}]  # sd 1, t(2 dof) 4.303 / sqrt(3) -> 2.48
+    assert "| UDLM D-CFG | 1 | 7±2 |" in to_markdown(summarize(pd.DataFrame(three)), BenchSettings(seeds=(0, 1, 2)))
     one = to_markdown(summarize(pd.DataFrame(rows[:1])), BenchSettings(samples=8, seeds=(0,)))
     assert "| UDLM D-CFG | 1 | 6 | 8 | 4 | 0.500 | 50% | 1.0 |" in one and "one seed, so no interval" in one
     empty = {**rows[0], "novel": 0, "novel_mean": float("nan"), "novel_hit_rate": float("nan")}
@@ -171,4 +173,4 @@ def test_rows_with_different_seed_counts_get_a_seeds_column_and_intervals_only_w
     table = to_markdown(summarize(pd.DataFrame(rows)), BenchSettings(samples=8, seeds=(0,)))
     assert "1-2 seeds per row (the seeds column)" in table and "on the rows with several" in table
     assert "| method | g | seeds | valid |" in table
-    assert "| UDLM D-CFG | 1 | 2 | 7±2 | 8±0 | 3±0 |" in table and "| UDLM NOS | 1 | 1 | 5 | 8 | 2 |" in table
+    assert "| UDLM D-CFG | 1 | 2 | 7±13 | 8±0 | 3±0 |" in table and "| UDLM NOS | 1 | 1 | 5 | 8 | 2 |" in table

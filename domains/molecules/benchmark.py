@@ -229,8 +229,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     stats = frame.groupby(keys, sort=False)[["valid", "unique", "novel", "novel_mean", "novel_hit_rate", "seconds"]]
     mean, sd, n = stats.mean(), stats.std(ddof=1), stats.count()
     half = sd * student_t.ppf(0.975, n.clip(lower=2) - 1) / np.sqrt(n.clip(lower=1))
-    seeds = frame.groupby(keys, sort=False)["seed"].nunique().rename("seeds")
-    out = mean.join(half.add_suffix("_ci")).join(seeds).reset_index()
+    out = mean.join(half.add_suffix("_ci")).join(n["valid"].rename("seeds")).reset_index()  # one row per seed
     # rows in the sweep's order whatever order the runs finished in (merged subsets, resumed runs): targets as
     # first seen, methods as in METHODS (others after them), scales ascending
     targets = {t: i for i, t in enumerate(dict.fromkeys(out["target"]))}
@@ -244,7 +243,7 @@ def summarize(frame: pd.DataFrame) -> pd.DataFrame:
 def to_markdown(summary: pd.DataFrame, settings: BenchSettings, device: str | torch.device = "cpu") -> str:
     """The results table; rows run with different numbers of seeds (a resumed or merged sweep) get a seeds
     column, and only rows with several seeds an interval."""
-    counts = sorted(set(summary["seeds"])) if "seeds" in summary else [len(settings.seeds)]
+    counts = sorted(set(summary["seeds"]))
     mixed = len(counts) > 1
     if mixed:
         seeds = f"{counts[0]}-{counts[-1]} seeds per row (the seeds column)"

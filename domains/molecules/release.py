@@ -41,6 +41,7 @@ CONTINUED: dict[str, tuple[str, ...]] = {
         "moses_udlm_selfies_continued",
         "moses_udlm_selfies_positions",
         "moses_udlm_selfies_positions_continued",
+        "moses_udlm_selfies_single_targets_085",
     ),
     "moses_mdlm": ("moses_mdlm_selfies_positions",),
     "qm9_udlm": (

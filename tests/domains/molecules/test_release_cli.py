@@ -517,7 +517,7 @@ def test_only_the_cpu_and_tiny_recipes_continue_a_model_in_stages():
     assert stages("qm9_udlm", "cpu") == staged == stages("qm9_udlm", "tiny")
     assert stages("qm9_udlm", "gpu") == ("qm9_udlm",)
     assert stages("moses_mdlm", "cpu") == ("moses_mdlm_selfies", "moses_mdlm_selfies_positions")
-    assert stages("moses_udlm", "cpu")[-1] == "moses_udlm_selfies_positions_continued"
+    assert stages("moses_udlm", "cpu")[-1] == "moses_udlm_selfies_single_targets_085"
     assert stages("qm9_mdlm", "cpu") == ("qm9_mdlm", "qm9_mdlm_continued", "qm9_mdlm_continued2")
     assert stages("qm9_ar", "cpu") == ("qm9_ar",)
 

@@ -382,7 +382,7 @@ def test_every_preset_composes_for_every_model_and_the_gpu_one_ships(preset):
 
     from classifiers.network import ClassifierConfig, NoisyClassifier
     from domains.molecules.generate import CHECKPOINTS
-    from domains.molecules.release import CLASSIFIERS, MODELS, PRESETS, SHIP_LIMIT_MIB, stages
+    from domains.molecules.release import CLASSIFIERS, MODELS, PRESETS, SHIP_LIMIT_MIB, denoiser_overrides, stages
     from guided_diffusion.cli.config import build, compose_config
     from guided_diffusion.networks.dit import Denoiser, DenoiserConfig
 
@@ -390,11 +390,14 @@ def test_every_preset_composes_for_every_model_and_the_gpu_one_ships(preset):
     for name in [*MODELS, *CLASSIFIERS]:
         kind = "denoiser" if name in MODELS else "classifier"
         for experiment in stages(name, preset) if kind == "denoiser" else (name,):
+            overrides = denoiser_overrides(name, preset) if kind == "denoiser" else PRESETS[preset][kind]
             cfg = compose_config(
-                "train" if kind == "denoiser" else "train_classifier",
-                [f"experiment={experiment}", *PRESETS[preset][kind]],
+                "train" if kind == "denoiser" else "train_classifier", [f"experiment={experiment}", *overrides]
             )
             build(cfg.trainer)
+        if preset == "gpu" and name in ("moses_udlm", "moses_mdlm"):
+            # conditions that hold one property are common in training (the shipped fifth stage's dropout)
+            assert float(cfg.objective.value_dropout) == 0.85, name
         folder = CHECKPOINTS / name
         if preset != "gpu" or not (folder / "model.json").is_file():
             continue

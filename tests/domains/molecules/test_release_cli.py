@@ -389,8 +389,8 @@ def test_every_preset_composes_for_every_model_and_the_gpu_one_ships(preset):
     checked = 0
     for name in [*MODELS, *CLASSIFIERS]:
         kind = "denoiser" if name in MODELS else "classifier"
+        overrides = denoiser_overrides(name, preset) if kind == "denoiser" else PRESETS[preset][kind]
         for experiment in stages(name, preset) if kind == "denoiser" else (name,):
-            overrides = denoiser_overrides(name, preset) if kind == "denoiser" else PRESETS[preset][kind]
             cfg = compose_config(
                 "train" if kind == "denoiser" else "train_classifier", [f"experiment={experiment}", *overrides]
             )

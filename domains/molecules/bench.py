@@ -20,7 +20,7 @@ from domains.molecules.targets import parse_target
 from guided_diffusion.benchmarks.guidance_speed import format_rows, measure, standard_methods
 from guided_diffusion.cli.devices import PRECISION_HELP, PRECISIONS, describe_device, resolve_device, sampling_autocast
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
-from guided_diffusion.guidance import ClassifierFreeGuidance
+from guided_diffusion.guidance import ClassifierFreeGuidance, parse_interval
 from guided_diffusion.pipeline import load_model
 
 
@@ -42,6 +42,12 @@ def main(argv: list[str]) -> int:
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats (median is reported)")
     p.add_argument("--top-k", type=int, default=4, help="pruned exact D-CBG candidates per position")
     p.add_argument("--guidance-scale", type=float, default=2.0)
+    p.add_argument(
+        "--guidance-interval",
+        default=None,
+        metavar="LO,HI",
+        help="also time D-CFG guided only at steps with t in [LO, HI] (the conditional model at the others)",
+    )
     p.add_argument(
         "--naive",
         action="store_true",
@@ -68,6 +74,10 @@ def main(argv: list[str]) -> int:
     device = resolve_device(args.device)
     names = list(dict.fromkeys(x.strip() for x in args.precision.split(",")))
     precisions = {name: sampling_autocast(name, device) for name in names}
+    try:
+        interval = parse_interval(args.guidance_interval) if args.guidance_interval else None
+    except ValueError as err:
+        raise UsageError(f"--guidance-interval: {err}") from None
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -88,6 +98,14 @@ def main(argv: list[str]) -> int:
         top_k=args.top_k,
         naive=args.naive,
     )
+    if interval is not None:  # next to plain D-CFG
+        standard = {
+            **dict(list(standard.items())[:2]),
+            f"D-CFG, t in [{interval[0]:g}, {interval[1]:g}]": lambda: ClassifierFreeGuidance(
+                condition, guidance_scale=args.guidance_scale, interval=interval
+            ),
+            **dict(list(standard.items())[2:]),
+        }
     methods, autocast, whole = {}, {}, set()
     for mode in modes:
         for precision, dtype in precisions.items():

@@ -18,6 +18,7 @@ from domains.molecules.targets import SYNTAX, Target, TargetError, parse_targets
 from guided_diffusion.cli.devices import PRECISION_HELP, PRECISIONS, resolve_device, sampling_autocast
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
 from guided_diffusion.cli.tables import read_csv_table
+from guided_diffusion.guidance import parse_interval
 from guided_diffusion.pipeline import load_model
 from guided_diffusion.processes import REMASK_SYNTAX, Remasking
 
@@ -29,6 +30,12 @@ TEMPERATURE_HELP = "divides the denoiser's logits at every step: 1 = the model a
 REMASK_HELP = (
     "masked models: ReMDM reverse step, which masks unmasked tokens again so later steps can revise them: "
     f"{REMASK_SYNTAX} (default none, the MDLM step)"
+)
+
+
+INTERVAL_HELP = (
+    "D-CFG only at steps whose time t (1 = noise, 0 = data) lies in [LO, HI], the conditional model alone "
+    "at the others, which then cost what unguided steps do (default: every step)"
 )
 
 
@@ -55,6 +62,7 @@ def _generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--classifier", default=None, help="noisy regressor checkpoint for cbg (default: the shipped one)")
     p.add_argument("--template", default=None, help="infilling template: SMILES with '?' for open tokens")
     p.add_argument("--guidance-scale", type=float, default=DEFAULT_SCALE, help=f"gamma (default {DEFAULT_SCALE})")
+    p.add_argument("--guidance-interval", default=None, metavar="LO,HI", help=INTERVAL_HELP)
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"reverse steps (default {DEFAULT_STEPS})")
     p.add_argument("--temperature", type=float, default=1.0, help=TEMPERATURE_HELP)
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
@@ -105,6 +113,13 @@ def _remasking(text: str) -> Remasking | None:
         raise UsageError(f"--remask: {err}") from None
 
 
+def _interval(text: str | None) -> tuple[float, float] | None:
+    try:
+        return None if text is None else parse_interval(text)
+    except ValueError as err:
+        raise UsageError(f"--guidance-interval: {err}") from None
+
+
 def describe_guidance(targets: list[Target], method: str, scale: float, cbg_mode: str) -> str:
     if method == "none" or not targets:
         return "unguided"
@@ -122,6 +137,7 @@ def generate_main(argv: list[str]) -> int:
         raise UsageError(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
     _temperature(args.temperature)
     remasking = _remasking(args.remask)
+    interval = _interval(args.guidance_interval)
     device = resolve_device(args.device)
     autocast = sampling_autocast(args.precision, device)
     try:
@@ -148,6 +164,7 @@ def generate_main(argv: list[str]) -> int:
             temperature=args.temperature,
             autocast=autocast,
             remasking=remasking,
+            guidance_interval=interval,
         )
     except ValueError as err:
         raise UsageError(str(err)) from None
@@ -166,6 +183,7 @@ def generate_main(argv: list[str]) -> int:
         + (f"temperature {args.temperature:g}, " if args.temperature != 1.0 else "")
         + ("bf16 network passes, " if autocast is not None else "")
         + (f"remasking {remasking}, " if remasking is not None else "")
+        + (f"D-CFG at t in [{interval[0]:g}, {interval[1]:g}], " if interval is not None else "")
         + f"seed {args.seed}: "
         f"{time.perf_counter() - start:.1f} s sampling and scoring"
         + (f", {out.rounds} rounds" if args.until_valid else "")

@@ -141,9 +141,11 @@ def make_guidance(
     cbg_mode: CBGMode | str = CBGMode.FIRST_ORDER,
     top_k: int | None = None,
     cbg_scale: float | None = None,
+    guidance_interval: tuple[float, float] | None = None,
 ) -> Guidance:
     """The guidance for the targets: each uses its own ``@method`` or the default ``method``; D-CFG targets
-    share one condition, each D-CBG target gets a term of the noisy regressor; all terms are composed."""
+    share one condition (guided at the times in ``guidance_interval``, every step when None), each D-CBG
+    target gets a term of the noisy regressor; all terms are composed."""
     if method == "none" or not targets:
         return NoGuidance()
     if method not in ("cfg", "cbg"):
@@ -154,7 +156,11 @@ def make_guidance(
     terms: list[Guidance] = []
     if cfg_targets:
         terms.append(
-            ClassifierFreeGuidance(target_condition(cfg_targets, model.domain, device), guidance_scale=guidance_scale)
+            ClassifierFreeGuidance(
+                target_condition(cfg_targets, model.domain, device),
+                guidance_scale=guidance_scale,
+                interval=guidance_interval,
+            )
         )
     if cbg_targets:
         if classifier is None:
@@ -194,6 +200,7 @@ def sample_molecules(
     temperature: float = 1.0,
     autocast: torch.dtype | None = None,
     remasking: Remasking | None = None,
+    guidance_interval: tuple[float, float] | None = None,
 ) -> MoleculeSamples:
     """Sample ``n`` molecules (SMILES) from a molecule denoiser.
 
@@ -217,6 +224,8 @@ def sample_molecules(
         temperature: divides the denoiser's logits at every step (1 = the model as trained).
         autocast: run every network pass in this dtype (``torch.bfloat16``; None = fp32).
         remasking: masked models only: the ReMDM reverse step (None: MDLM's).
+        guidance_interval: D-CFG only at steps whose time t is in ``(lo, hi)`` (inclusive), the conditional
+            model alone at the others, which then cost what unguided steps do (None: every step).
     """
     if not isinstance(model.domain, MoleculeDomain):
         raise ValueError(f"{model.path} is not a molecule model (domain {model.meta['domain']['name']!r})")
@@ -229,6 +238,7 @@ def sample_molecules(
         cbg_mode=cbg_mode,
         top_k=top_k,
         cbg_scale=cbg_scale,
+        guidance_interval=guidance_interval,
     )
     fixed_mask = fixed_tokens = None
     if template is not None:

@@ -1,7 +1,7 @@
 """Guidance: objects that turn per-position reverse log-probabilities into guided ones."""
 
 from guided_diffusion.guidance.base import Guidance, GuidanceStep, NoGuidance, apply_log_weights
-from guided_diffusion.guidance.cfg import ClassifierFreeGuidance
+from guided_diffusion.guidance.cfg import ClassifierFreeGuidance, parse_interval
 from guided_diffusion.guidance.classifier import BoundedLogLikelihood, CBGMode, ClassifierGuidance, LogLikelihood
 from guided_diffusion.guidance.composite import ComposedGuidance
 from guided_diffusion.guidance.custom import custom_guidance
@@ -18,4 +18,5 @@ __all__ = [
     "NoGuidance",
     "apply_log_weights",
     "custom_guidance",
+    "parse_interval",
 ]

@@ -88,6 +88,36 @@ def test_cfg_runs_conditional_and_null_passes_as_one_batch(cls):
     assert cache.rows_evaluated == 2 * step.xt.shape[0]
 
 
+@pytest.mark.parametrize("cls", PROCESSES)
+def test_cfg_at_scale_one_runs_only_the_conditional_pass(cls):
+    _, _, step, cache = setup(cls)
+    cond = Condition(labels=torch.tensor([1]))
+    out = ClassifierFreeGuidance(cond, guidance_scale=1.0)(step)
+    assert cache.rows_evaluated == step.xt.shape[0], "gamma = 1 needs no null pass"
+    assert torch.equal(out, step.reverse_log_probs(cond))
+
+
+@pytest.mark.parametrize("cls", PROCESSES)
+@pytest.mark.parametrize(("interval", "inside"), [((0.5, 1.0), True), ((0.0, 0.6), True), ((0.0, 0.3), False)])
+def test_cfg_interval_guides_inside_and_is_the_conditional_model_outside(cls, interval, inside):
+    _, _, step, cache = setup(cls)  # t = 0.6
+    cond = Condition(labels=torch.tensor([1]))
+    out = ClassifierFreeGuidance(cond, guidance_scale=3.0, interval=interval)(step)
+    if inside:
+        _, _, fresh, _ = setup(cls)
+        torch.testing.assert_close(out, ClassifierFreeGuidance(cond, guidance_scale=3.0)(fresh), atol=0, rtol=0)
+        assert cache.rows_evaluated == 2 * step.xt.shape[0]
+    else:
+        assert torch.equal(out, step.reverse_log_probs(cond))
+        assert cache.rows_evaluated == step.xt.shape[0], "a step outside the interval needs no null pass"
+
+
+@pytest.mark.parametrize("interval", [(0.5, 0.5), (-0.1, 0.5), (0.2, 1.5), (0.8, 0.2)])
+def test_cfg_rejects_an_interval_outside_the_unit_range(interval):
+    with pytest.raises(ValueError, match="0 <= lo < hi <= 1"):
+        ClassifierFreeGuidance(Condition(labels=torch.tensor([0])), guidance_scale=2.0, interval=interval)
+
+
 class _Weights(Guidance):
     def __init__(self, weights: torch.Tensor) -> None:
         self.weights = weights

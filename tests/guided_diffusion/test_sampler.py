@@ -96,6 +96,21 @@ def test_temperature_divides_the_logits_for_unguided_and_guided_sampling(cls):
         assert not torch.equal(halved, plain)
 
 
+@pytest.mark.parametrize("cls", PROCESSES)
+def test_cfg_interval_halves_the_null_passes_and_the_full_interval_changes_nothing(cls):
+    process, denoiser = build(cls, time_conditioned=True)
+    cond = Condition(labels=torch.tensor([1]))
+    kw = {"num_samples": 16, "length": 8, "steps": 16, "reuse_outputs": False}
+    full = sample(process, denoiser, guidance=ClassifierFreeGuidance(cond, guidance_scale=2.0), generator=gen(), **kw)
+    every = ClassifierFreeGuidance(cond, guidance_scale=2.0, interval=(0.0, 1.0))
+    assert torch.equal(sample(process, denoiser, guidance=every, generator=gen(), **kw).tokens, full.tokens)
+    assert full.rows_evaluated == 16 * 16 * 2
+    half = ClassifierFreeGuidance(cond, guidance_scale=2.0, interval=(0.5, 1.0))  # t = 16/16 ... 8/16
+    out = sample(process, denoiser, guidance=half, generator=gen(), **kw)
+    assert out.rows_evaluated == 16 * (16 + 9)
+    assert not torch.equal(out.tokens, full.tokens)
+
+
 def test_output_reuse_saves_rows_without_changing_samples():
     """A denoiser that ignores t: reusing outputs of unchanged rows gives identical samples."""
     process, denoiser = build(MaskedProcess, time_conditioned=False)

@@ -102,6 +102,8 @@ def test_molecules_command_writes_csv_and_sdf(tiny_release, tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "s.sdf")]) == 0
     assert main([*args, "--precision", "bf16"]) == 0
     assert "bf16 network passes" in capsys.readouterr().out
+    assert main([*args, "--guidance-interval", "0.5,1"]) == 0
+    assert "D-CFG at t in [0.5, 1]" in capsys.readouterr().out
     assert main(["molecules", "score", str(out), "--target", "rings=1", "--no-fcd"]) == 0
     assert "hit rate" in capsys.readouterr().out
 
@@ -121,6 +123,9 @@ def test_molecules_command_writes_csv_and_sdf(tiny_release, tmp_path, capsys):
         (["--remask", "cap:0.1", "-n", "2"], "remasking needs the masked (absorbing-state) process"),
         (["evaluate", "--remask", "loop", "--out", "x"], "--remask: remasking must be"),
         (["--precision", "fp16"], "invalid choice: 'fp16'"),
+        (["--guidance-interval", "0.5"], "--guidance-interval: a guidance interval is LO,HI with 0 <= LO < HI <= 1"),
+        (["--guidance-interval", "0.8,0.2"], "--guidance-interval: a guidance interval is LO,HI"),
+        (["bench-guidance", "--guidance-interval", "a,b"], "--guidance-interval: a guidance interval is LO,HI"),
         (["evaluate", "--temperature", "-1", "--out", "x"], "--temperature must be a number > 0"),
         (["evaluate", "--classifier", "/nonexistent", "--out", "x"], "no checkpoint at"),
         (["--checkpoint", "/nonexistent"], "no checkpoint at"),

@@ -98,14 +98,16 @@ def main(argv: list[str]) -> int:
         top_k=args.top_k,
         naive=args.naive,
     )
-    if interval is not None:  # next to plain D-CFG
-        standard = {
-            **dict(list(standard.items())[:2]),
-            f"D-CFG, t in [{interval[0]:g}, {interval[1]:g}]": lambda: ClassifierFreeGuidance(
-                condition, guidance_scale=args.guidance_scale, interval=interval
+    if interval is not None:  # the row after plain D-CFG
+        entries = list(standard.items())
+        entries.insert(
+            2,
+            (
+                f"D-CFG, t in [{interval[0]:g}, {interval[1]:g}]",
+                lambda: ClassifierFreeGuidance(condition, guidance_scale=args.guidance_scale, interval=interval),
             ),
-            **dict(list(standard.items())[2:]),
-        }
+        )
+        standard = dict(entries)
     methods, autocast, whole = {}, {}, set()
     for mode in modes:
         for precision, dtype in precisions.items():

@@ -11,6 +11,11 @@ from guided_diffusion.conditioning import Condition
 from guided_diffusion.guidance.base import Guidance, GuidanceStep
 
 
+def _check_interval(lo: float, hi: float, shown: object) -> None:
+    if not 0.0 <= lo < hi <= 1.0:
+        raise ValueError(f"a guidance interval is LO,HI with 0 <= LO < HI <= 1 (times; e.g. 0.5,1), got {shown!r}")
+
+
 def parse_interval(text: str) -> tuple[float, float]:
     """A guidance interval ``"LO,HI"`` as ``(lo, hi)``.
 
@@ -22,8 +27,7 @@ def parse_interval(text: str) -> tuple[float, float]:
         lo, hi = (float(x) for x in parts) if len(parts) == 2 else (math.nan, math.nan)
     except ValueError:
         lo = hi = math.nan
-    if not 0.0 <= lo < hi <= 1.0:
-        raise ValueError(f"a guidance interval is LO,HI with 0 <= LO < HI <= 1 (times; e.g. 0.5,1), got {text!r}")
+    _check_interval(lo, hi, text)
     return lo, hi
 
 
@@ -58,8 +62,8 @@ class ClassifierFreeGuidance(Guidance):
     ) -> None:
         if guidance_scale < 0:
             raise ValueError(f"guidance_scale must be >= 0, got {guidance_scale}")
-        if interval is not None and not 0.0 <= interval[0] < interval[1] <= 1.0:
-            raise ValueError(f"guidance interval must satisfy 0 <= lo < hi <= 1, got {tuple(interval)}")
+        if interval is not None:
+            _check_interval(interval[0], interval[1], tuple(interval))
         self.condition = condition
         self.guidance_scale = float(guidance_scale)
         self.interval = None if interval is None else (float(interval[0]), float(interval[1]))

@@ -114,7 +114,7 @@ def test_cfg_interval_guides_inside_and_is_the_conditional_model_outside(cls, in
 
 @pytest.mark.parametrize("interval", [(0.5, 0.5), (-0.1, 0.5), (0.2, 1.5), (0.8, 0.2)])
 def test_cfg_rejects_an_interval_outside_the_unit_range(interval):
-    with pytest.raises(ValueError, match="0 <= lo < hi <= 1"):
+    with pytest.raises(ValueError, match="0 <= LO < HI <= 1"):
         ClassifierFreeGuidance(Condition(labels=torch.tensor([0])), guidance_scale=2.0, interval=interval)
 
 

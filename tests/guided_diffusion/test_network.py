@@ -161,7 +161,7 @@ def test_a_classifier_with_learned_positions_tells_positions_apart_when_every_to
         with torch.no_grad():
             for p in classifier.parameters():
                 p.add_(0.05 * torch.randn_like(p))
-        h = classifier.hidden_states(torch.full((1, 12), 8), torch.ones(1))  # [1, 12, D]
+            h = classifier.hidden_states(torch.full((1, 12), 8), torch.ones(1))  # [1, 12, D]
         assert (float((h - h[:, :1]).abs().max()) > 1e-3) is distinct, positions
     with pytest.raises(ValueError, match="positions"):
         ClassifierConfig(9, 12, 1, positions="learned")  # type: ignore[arg-type]

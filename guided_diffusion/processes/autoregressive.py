@@ -8,10 +8,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from guided_diffusion.processes.base import LOG_FLOOR, DenoiseFn, DiffusionProcess, LossOutput
+from guided_diffusion.processes.absorbing import AbsorbingProcess
+from guided_diffusion.processes.base import LOG_FLOOR, DenoiseFn, LossOutput
 
 
-class AutoregressiveProcess(DiffusionProcess):
+class AutoregressiveProcess(AbsorbingProcess):
     """Left-to-right unmasking. States: ``S = vocab_size + 1`` (data tokens, then the mask).
 
     Its denoiser must be causal and read the sequence shifted by one (``AutoregressiveDenoiser``): the
@@ -21,21 +22,6 @@ class AutoregressiveProcess(DiffusionProcess):
 
     name = "autoregressive"
     causal = True
-
-    @property
-    def num_states(self) -> int:
-        return self.vocab_size + 1
-
-    @property
-    def mask_id(self) -> int:
-        return self.vocab_size
-
-    @property
-    def time_conditioned_by_default(self) -> bool:
-        return False
-
-    def is_noise(self, xt: Tensor) -> Tensor:
-        return xt == self.mask_id
 
     @staticmethod
     def clean_prefix(t: Tensor | float, length: int) -> Tensor:
@@ -47,18 +33,6 @@ class AutoregressiveProcess(DiffusionProcess):
         prefix = self.clean_prefix(t.detach().cpu(), x0.shape[1]).to(x0.device).reshape(-1, 1)  # [B, 1]
         keep = torch.arange(x0.shape[1], device=x0.device) < prefix
         return torch.where(keep, x0, torch.full_like(x0, self.mask_id))
-
-    def prior(
-        self, batch: int, length: int, *, generator: torch.Generator | None = None, device: torch.device
-    ) -> Tensor:
-        return torch.full((batch, length), self.mask_id, dtype=torch.long, device=device)
-
-    def clean_log_probs(self, logits: Tensor, xt: Tensor) -> Tensor:
-        logits = logits.clone()
-        logits[..., self.mask_id] = float("-inf")
-        log_x = torch.log_softmax(logits, dim=-1).clamp_min(LOG_FLOOR)
-        carry = torch.full_like(log_x, LOG_FLOOR).scatter_(-1, xt.unsqueeze(-1), 0.0)
-        return torch.where(self.is_noise(xt).unsqueeze(-1), log_x, carry)
 
     def reverse_log_probs(self, clean_log_probs: Tensor, xt: Tensor, t: Tensor | float, s: Tensor | float) -> Tensor:
         """The next position takes the denoiser's next-token distribution; every other position stays.
@@ -73,22 +47,6 @@ class AutoregressiveProcess(DiffusionProcess):
         stay = torch.full_like(clean_log_probs, LOG_FLOOR).scatter_(-1, xt.unsqueeze(-1), 0.0)
         reveal = (torch.arange(length, device=xt.device) == first) & (first < last)  # [L]
         return torch.where((reveal & self.is_noise(xt)).unsqueeze(-1), clean_log_probs, stay)
-
-    def classifier_free_log_probs(
-        self,
-        cond_clean: Tensor,
-        uncond_clean: Tensor,
-        xt: Tensor,
-        t: Tensor | float,
-        s: Tensor | float,
-        scale: float,
-    ) -> Tensor:
-        """CFG on next-token distributions: softmax(g log p(. | prefix, c) + (1 - g) log p(. | prefix))."""
-        mixed = scale * cond_clean + (1.0 - scale) * uncond_clean
-        mixed[..., self.mask_id] = float("-inf")
-        mixed = torch.log_softmax(mixed, dim=-1).clamp_min(LOG_FLOOR)
-        mixed = torch.where(self.is_noise(xt).unsqueeze(-1), mixed, uncond_clean)
-        return self.reverse_log_probs(mixed, xt, t, s)
 
     def _teacher_forced_nll(self, logits: Tensor, x0: Tensor) -> Tensor:
         log_p = torch.log_softmax(logits[..., : self.vocab_size].float(), dim=-1)

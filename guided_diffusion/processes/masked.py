@@ -12,7 +12,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from guided_diffusion.processes.base import LOG_FLOOR, DiffusionProcess, expand_time
+from guided_diffusion.processes.absorbing import AbsorbingProcess
+from guided_diffusion.processes.base import LOG_FLOOR, expand_time
 
 RemaskStrategy = Literal["cap", "rescale"]
 REMASK_SYNTAX = (
@@ -69,7 +70,7 @@ class Remasking:
         return f"{self.strategy}:{self.eta:g}"
 
 
-class MaskedProcess(DiffusionProcess):
+class MaskedProcess(AbsorbingProcess):
     """Absorbing-state noise: each token becomes ``mask_id = vocab_size`` with probability 1 - alpha_t.
 
     States: ``S = vocab_size + 1`` (data tokens, then the mask).
@@ -79,38 +80,10 @@ class MaskedProcess(DiffusionProcess):
     #: the remasking of the reverse step (None: MDLM's, where unmasked tokens stay); see :meth:`with_remasking`
     remasking: Remasking | None = None
 
-    @property
-    def num_states(self) -> int:
-        return self.vocab_size + 1
-
-    @property
-    def mask_id(self) -> int:
-        return self.vocab_size
-
-    @property
-    def time_conditioned_by_default(self) -> bool:
-        return False
-
-    def is_noise(self, xt: Tensor) -> Tensor:
-        return xt == self.mask_id
-
     def corrupt(self, x0: Tensor, t: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         alpha = self.schedule.alpha(t.float()).reshape(-1, 1)  # [B, 1]
         keep = torch.rand(x0.shape, generator=generator, device=x0.device) < alpha
         return torch.where(keep, x0, torch.full_like(x0, self.mask_id))
-
-    def prior(
-        self, batch: int, length: int, *, generator: torch.Generator | None = None, device: torch.device
-    ) -> Tensor:
-        return torch.full((batch, length), self.mask_id, dtype=torch.long, device=device)
-
-    def clean_log_probs(self, logits: Tensor, xt: Tensor) -> Tensor:
-        """SUBS: the mask is never predicted, and unmasked positions copy their token."""
-        logits = logits.clone()
-        logits[..., self.mask_id] = float("-inf")
-        log_x = torch.log_softmax(logits, dim=-1).clamp_min(LOG_FLOOR)
-        carry = torch.full_like(log_x, LOG_FLOOR).scatter_(-1, xt.unsqueeze(-1), 0.0)
-        return torch.where(self.is_noise(xt).unsqueeze(-1), log_x, carry)
 
     def with_remasking(self, remasking: Remasking | None) -> MaskedProcess:
         """This process with the ReMDM reverse step ``remasking`` (None: the MDLM step). The forward noise,
@@ -144,23 +117,6 @@ class MaskedProcess(DiffusionProcess):
             kept[..., self.mask_id : self.mask_id + 1] = torch.log(sigma).expand(-1, length, 1)
             kept = kept.clamp_min(LOG_FLOOR)
         return torch.where(self.is_noise(xt).unsqueeze(-1), out, kept)
-
-    def classifier_free_log_probs(
-        self,
-        cond_clean: Tensor,
-        uncond_clean: Tensor,
-        xt: Tensor,
-        t: Tensor | float,
-        s: Tensor | float,
-        scale: float,
-    ) -> Tensor:
-        """Mix the clean-token predictions, softmax(g log x(c) + (1 - g) log x(null)), then take the usual
-        reverse step: the probability of staying masked, hence the unmasking rate, is unchanged."""
-        mixed = scale * cond_clean + (1.0 - scale) * uncond_clean
-        mixed[..., self.mask_id] = float("-inf")
-        mixed = torch.log_softmax(mixed, dim=-1).clamp_min(LOG_FLOOR)
-        mixed = torch.where(self.is_noise(xt).unsqueeze(-1), mixed, uncond_clean)
-        return self.reverse_log_probs(mixed, xt, t, s)
 
     def continuous_nelbo_terms(self, log_x: Tensor, x0: Tensor, xt: Tensor, t: Tensor) -> Tensor:
         # -alpha'_t / (1 - alpha_t) * (-log x_theta[x0]) at masked positions (MDLM Eq. 10)

@@ -247,6 +247,7 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     p.add_argument("--guidance-scale", type=float, default=DEFAULT_SCALE)
+    p.add_argument("--guidance-interval", default=None, metavar="LO,HI", help=INTERVAL_HELP)
     p.add_argument("--temperature", type=float, default=1.0, help=TEMPERATURE_HELP)
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     p.add_argument("--remask", default="none", help=REMASK_HELP)
@@ -267,6 +268,7 @@ def evaluate_main(argv: list[str]) -> int:
         _positive(name, getattr(args, name))
     _temperature(args.temperature)
     remasking = _remasking(args.remask)
+    interval = _interval(args.guidance_interval)
     device = resolve_device(None)
     autocast = sampling_autocast(args.precision, device)
     try:
@@ -294,6 +296,7 @@ def evaluate_main(argv: list[str]) -> int:
             classifier=classifier,
             autocast=autocast,
             remasking=remasking,
+            guidance_interval=interval,
         )
     except ValueError as err:
         raise UsageError(str(err)) from None

@@ -103,9 +103,10 @@ def evaluate_model(
     classifier: LoadedClassifier | None = None,
     autocast: torch.dtype | None = None,
     remasking: Remasking | None = None,
+    guidance_interval: tuple[float, float] | None = None,
 ) -> list[EvaluationRow]:
     """Sample and score the unguided setting and each guided setting (all at ``temperature``, with
-    ``remasking`` for a masked model); writes the
+    ``remasking`` for a masked model, D-CFG at the times in ``guidance_interval``); writes the
     CSVs, ``evaluation.json`` and ``evaluation.md`` to ``out_dir``. D-CBG targets use ``classifier``
     (default: the model's shipped regressor; settings with D-CBG targets are skipped when it has none)."""
     out_dir = Path(out_dir)
@@ -135,7 +136,11 @@ def evaluate_model(
         "classifier": classifier,
         "autocast": autocast,
         "remasking": remasking,
+        "guidance_interval": guidance_interval,
     }
+    cfg = f"cfg g={guidance_scale:g}" + (
+        f" on t in [{guidance_interval[0]:g}, {guidance_interval[1]:g}]" if guidance_interval else ""
+    )
 
     unguided_csv = out_dir / "unguided.csv"
     seconds = _sample_to_csv(model, unguided_csv, [], "none", **common)
@@ -147,9 +152,7 @@ def evaluate_model(
         guided = score_csv(csv, targets, dataset, fcd=fcd)
         reference = score_csv(unguided_csv, targets, dataset, fcd=False)
         methods = {x.method or "cfg" for x in parse_targets(targets)}
-        described = [f"cfg g={guidance_scale:g}"] * ("cfg" in methods) + [f"cbg ({cbg_mode}) g={cbg:g}"] * (
-            "cbg" in methods
-        )
+        described = [cfg] * ("cfg" in methods) + [f"cbg ({cbg_mode}) g={cbg:g}"] * ("cbg" in methods)
         rows.append(
             _row(
                 label,

@@ -126,6 +126,7 @@ def test_molecules_command_writes_csv_and_sdf(tiny_release, tmp_path, capsys):
         (["--guidance-interval", "0.5"], "--guidance-interval: a guidance interval is LO,HI with 0 <= LO < HI <= 1"),
         (["--guidance-interval", "0.8,0.2"], "--guidance-interval: a guidance interval is LO,HI"),
         (["bench-guidance", "--guidance-interval", "a,b"], "--guidance-interval: a guidance interval is LO,HI"),
+        (["evaluate", "--guidance-interval", "0,2", "--out", "x"], "--guidance-interval: a guidance interval is LO,HI"),
         (["evaluate", "--temperature", "-1", "--out", "x"], "--temperature must be a number > 0"),
         (["evaluate", "--classifier", "/nonexistent", "--out", "x"], "no checkpoint at"),
         (["--checkpoint", "/nonexistent"], "no checkpoint at"),
@@ -213,6 +214,34 @@ def test_evaluation_uses_the_regressor_it_is_given(tiny_release, tiny_regressor,
     rows = evaluate_model(model, tmp_path / "b", n=4, steps=2, fcd=False, settings=[setting], classifier=regressor)
     assert [r.method for r in rows] == ["none", "cbg (first-order) g=2"]
     assert f"D-CBG regressor: {regressor.path}" in (tmp_path / "b" / "evaluation.md").read_text()
+
+
+def test_evaluation_guides_on_the_interval_it_is_given(tiny_release, tmp_path, monkeypatch):
+    import domains.molecules.evaluation as evaluation
+    from guided_diffusion.pipeline import load_model
+
+    seen = []
+    original = evaluation.sample_molecules
+
+    def recording(*args, **kwargs):
+        seen.append((kwargs["method"], kwargs["guidance_interval"]))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "sample_molecules", recording)
+    model = load_model(tiny_release / "shipped")
+    rows = evaluation.evaluate_model(
+        model,
+        tmp_path,
+        n=4,
+        steps=4,
+        fcd=False,
+        settings=[("qed>=0.55", ["qed>=0.55"])],
+        guidance_scale=4.0,
+        guidance_interval=(0.0, 0.5),
+    )
+    assert [r.method for r in rows] == ["none", "cfg g=4 on t in [0, 0.5]"]
+    assert seen == [("none", (0.0, 0.5)), ("cfg", (0.0, 0.5))]
+    assert "cfg g=4 on t in [0, 0.5]" in (tmp_path / "evaluation.md").read_text()
 
 
 def test_the_release_gives_an_unshipped_model_the_regressor_it_exported(tiny_release, capsys):

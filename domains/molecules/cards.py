@@ -61,17 +61,19 @@ def model_card(
     beside = folder.parent / f"{folder.name}_regressor"
     if regressor is not None and regressor.resolve() != beside.resolve():
         evaluate += f" --classifier {shown_path(regressor)}"
+    # masked models sample with remasking unless told otherwise; the main table is the MDLM step
+    main = evaluate + (" --remask none" if process == "masked" else "")
     if table is None:
-        measured = f"Not evaluated yet: `{evaluate}` measures it."
+        measured = f"Not evaluated yet: `{main}` measures it."
     else:
-        measured = f"Measured by `{evaluate}`\n(samples written to CSV, then scored with RDKit):\n\n{table}"
+        measured = f"Measured by `{main}`\n(samples written to CSV, then scored with RDKit):\n\n{table}"
     if remask_evaluation is not None:
         options, remask_table = remask_evaluation
         measured += f"""
 ## Sampling with remasking
 
 The same model with the ReMDM reverse step (`--remask`, which lets unmasked tokens be masked again and
-redrawn), the unguided setting and the first guided one, measured by
+redrawn; the default sampler of masked models), the unguided setting and the first guided one, measured by
 `{evaluate} {options}`:
 
 {remask_table}"""

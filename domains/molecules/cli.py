@@ -8,9 +8,19 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Literal
 
 from classifiers import load_classifier
-from domains.molecules.generate import DATASETS, MODELS, sample_molecules, shipped_checkpoint
+from domains.molecules.generate import (
+    DATASETS,
+    DEFAULT_REMASK,
+    DEFAULT_STEPS,
+    MODELS,
+    REMASK_STEPS,
+    sample_molecules,
+    sampler_for,
+    shipped_checkpoint,
+)
 from domains.molecules.metrics import evaluate
 from domains.molecules.reference import fcd_path, load_novelty
 from domains.molecules.report import format_report, samples_table, write_samples
@@ -25,12 +35,13 @@ from guided_diffusion.processes import REMASK_SYNTAX, Remasking
 DEFAULT_DATASET = "moses"
 DEFAULT_MODEL = "udlm"
 DEFAULT_SCALE = 2.0
-DEFAULT_STEPS = 64
 TEMPERATURE_HELP = "divides the denoiser's logits at every step: 1 = the model as trained (default), < 1 sharper"
 REMASK_HELP = (
     "masked models: ReMDM reverse step, which masks unmasked tokens again so later steps can revise them: "
-    f"{REMASK_SYNTAX} (default none, the MDLM step)"
+    f"{REMASK_SYNTAX}, or auto (default): {DEFAULT_REMASK} for masked models, none for the others; "
+    "none on a masked model = the MDLM step"
 )
+STEPS_HELP = f"reverse steps (default {DEFAULT_STEPS}; {REMASK_STEPS} with remasking)"
 
 
 INTERVAL_HELP = (
@@ -63,10 +74,10 @@ def _generate_parser() -> argparse.ArgumentParser:
     p.add_argument("--template", default=None, help="infilling template: SMILES with '?' for open tokens")
     p.add_argument("--guidance-scale", type=float, default=DEFAULT_SCALE, help=f"gamma (default {DEFAULT_SCALE})")
     p.add_argument("--guidance-interval", default=None, metavar="LO,HI", help=INTERVAL_HELP)
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"reverse steps (default {DEFAULT_STEPS})")
+    p.add_argument("--steps", type=int, default=None, help=STEPS_HELP)
     p.add_argument("--temperature", type=float, default=1.0, help=TEMPERATURE_HELP)
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
-    p.add_argument("--remask", default="none", help=REMASK_HELP)
+    p.add_argument("--remask", default="auto", help=REMASK_HELP)
     p.add_argument("--seed", type=int, default=0, help="sampler seed")
     p.add_argument("--batch-size", type=int, default=256, help="rows per network batch")
     p.add_argument("--until-valid", action="store_true", help="keep sampling until n valid molecules exist")
@@ -106,11 +117,13 @@ def _temperature(value: float) -> None:
         raise UsageError(f"--temperature must be a number > 0, got {value}")
 
 
-def _remasking(text: str) -> Remasking | None:
+def _remasking(text: str) -> Remasking | Literal["auto"] | None:
+    if text.strip().lower() == "auto":
+        return "auto"
     try:
         return Remasking.parse(text)
-    except ValueError as err:
-        raise UsageError(f"--remask: {err}") from None
+    except ValueError:
+        raise UsageError(f"--remask must be auto (the default), {REMASK_SYNTAX}; got {text!r}") from None
 
 
 def _interval(text: str | None) -> tuple[float, float] | None:
@@ -132,7 +145,8 @@ def generate_main(argv: list[str]) -> int:
     args = _generate_parser().parse_args(argv)
     targets = _targets(args.target)
     for name in ("n", "steps", "batch_size"):
-        _positive(f"--{name.replace('_', '-')}" if name != "n" else "-n", getattr(args, name))
+        if getattr(args, name) is not None:
+            _positive(f"--{name.replace('_', '-')}" if name != "n" else "-n", getattr(args, name))
     if args.guidance_scale < 0:
         raise UsageError(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
     _temperature(args.temperature)
@@ -143,6 +157,7 @@ def generate_main(argv: list[str]) -> int:
     try:
         path = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint(args.dataset, args.model)
         model = load_model(path, device=device)
+        remasking, steps = sampler_for(model.process, remasking, args.steps)
         classifier = load_classifier(args.classifier, process=model.process, device=device) if args.classifier else None
         start = time.perf_counter()
         out = sample_molecules(
@@ -156,7 +171,7 @@ def generate_main(argv: list[str]) -> int:
             targets=targets,
             method=args.method,
             guidance_scale=args.guidance_scale,
-            steps=args.steps,
+            steps=steps,
             seed=args.seed,
             batch_size=args.batch_size,
             until_valid=args.until_valid,
@@ -245,12 +260,12 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", choices=DATASETS, default=DEFAULT_DATASET)
     p.add_argument("-n", type=int, default=512, help="samples per setting (default 512)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS)
+    p.add_argument("--steps", type=int, default=None, help=STEPS_HELP)
     p.add_argument("--guidance-scale", type=float, default=DEFAULT_SCALE)
     p.add_argument("--guidance-interval", default=None, metavar="LO,HI", help=INTERVAL_HELP)
     p.add_argument("--temperature", type=float, default=1.0, help=TEMPERATURE_HELP)
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
-    p.add_argument("--remask", default="none", help=REMASK_HELP)
+    p.add_argument("--remask", default="auto", help=REMASK_HELP)
     p.add_argument("--no-fcd", action="store_true", help="skip FCD")
     p.add_argument("--setting", action="append", default=None, help="only these guided settings (repeatable)")
     p.add_argument("--cbg-scale", type=float, default=None, help="D-CBG guidance scale (default: --guidance-scale)")
@@ -265,7 +280,8 @@ def evaluate_main(argv: list[str]) -> int:
 
     args = _evaluate_parser().parse_args(argv)
     for name in ("n", "steps"):
-        _positive(name, getattr(args, name))
+        if getattr(args, name) is not None:
+            _positive(f"--{name}" if name != "n" else "-n", getattr(args, name))
     _temperature(args.temperature)
     remasking = _remasking(args.remask)
     interval = _interval(args.guidance_interval)
@@ -274,6 +290,7 @@ def evaluate_main(argv: list[str]) -> int:
     try:
         path = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint(args.dataset, args.model)
         model = load_model(path, device=device)
+        remasking, steps = sampler_for(model.process, remasking, args.steps)
         settings = SETTINGS[model.domain.dataset]
         if args.setting:
             unknown = sorted(set(args.setting) - {label for label, _ in settings})
@@ -286,7 +303,7 @@ def evaluate_main(argv: list[str]) -> int:
             args.out,
             n=args.n,
             seed=args.seed,
-            steps=args.steps,
+            steps=steps,
             guidance_scale=args.guidance_scale,
             fcd=not args.no_fcd,
             settings=settings,

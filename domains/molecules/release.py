@@ -16,12 +16,11 @@ from pathlib import Path
 from classifiers import LoadedClassifier, load_classifier
 from classifiers.cli import main as classifier_main
 from domains.molecules.cards import classifier_card, model_card, shown_path
-from domains.molecules.generate import CHECKPOINTS
+from domains.molecules.generate import CHECKPOINTS, DEFAULT_REMASKING, DEFAULT_STEPS, REMASK_STEPS
 from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
 from guided_diffusion.cli.train_cmd import main as train_main
 from guided_diffusion.pipeline import VALIDATION_SEEDS, LoadedModel, export_model, load_model, validate_model
-from guided_diffusion.processes import Remasking
 from guided_diffusion.training.checkpoint import CheckpointError, atomic_write_text, read_json
 
 # shipped name -> experiment config (configs/experiment/<name>.yaml)
@@ -128,8 +127,8 @@ def denoiser_overrides(name: str, preset: str) -> list[str]:
 
 # the largest weights (MiB, all safetensors files of the folder) that ``--ship`` copies into the package
 SHIP_LIMIT_MIB = {"denoiser": 8.0, "classifier": 6.0}
-# masked models' cards also measure the remasking sampler (ReMDM cap), with twice the default steps
-CARD_REMASKING, CARD_REMASK_STEPS = Remasking("cap", 0.02), 128
+# masked models' cards measure the MDLM step and the remasking sampler, their default (ReMDM cap, 128 steps)
+CARD_REMASKING, CARD_REMASK_STEPS = DEFAULT_REMASKING, REMASK_STEPS
 
 
 def default_runs_dir(preset: str) -> Path:
@@ -291,7 +290,7 @@ def release(
             fcd=preset != "tiny",
             classifier=classifier,
         )
-        table = format_table(rows, n=n, seed=0, steps=64)
+        table = format_table(rows, n=n, seed=0, steps=DEFAULT_STEPS)
         remask_evaluation = None
         if model.process.name == "masked":
             remasking, settings = CARD_REMASKING, SETTINGS[model.domain.dataset][:1]

@@ -68,6 +68,32 @@ def test_the_shipped_masked_model_samples_with_remasking(tmp_path, capsys):
     assert "remasking rescale:1" in (out / "evaluation.md").read_text()
 
 
+def test_masked_models_sample_with_remasking_unless_told_otherwise(capsys):
+    base = ["molecules", "--dataset", "qm9", "-n", "4", "--steps", "4", "--method", "none", "--quiet"]
+    assert main([*base, "--model", "mdlm"]) == 0
+    assert "remasking cap:0.02" in capsys.readouterr().out
+    assert main([*base, "--model", "mdlm", "--remask", "none"]) == 0
+    assert "remasking" not in capsys.readouterr().out
+    assert main(base) == 0  # the uniform model has no remasking step
+    assert "remasking" not in capsys.readouterr().out
+
+
+def test_the_default_sampler_of_each_process():
+    from domains.molecules.generate import DEFAULT_STEPS, REMASK_STEPS, sampler_for
+    from guided_diffusion.processes import AutoregressiveProcess, MaskedProcess, Remasking, UniformProcess
+    from guided_diffusion.schedules import LogLinearSchedule
+
+    masked, uniform, ar = (
+        cls(8, LogLinearSchedule()) for cls in (MaskedProcess, UniformProcess, AutoregressiveProcess)
+    )
+    assert sampler_for(masked, "auto", None) == (Remasking("cap", 0.02), REMASK_STEPS)
+    assert sampler_for(masked, "auto", 16) == (Remasking("cap", 0.02), 16)
+    assert sampler_for(masked, None, None) == (None, DEFAULT_STEPS)
+    assert sampler_for(masked, Remasking("rescale", 0.5), None) == (Remasking("rescale", 0.5), REMASK_STEPS)
+    assert sampler_for(uniform, "auto", None) == (None, DEFAULT_STEPS)
+    assert sampler_for(ar, "auto", 32) == (None, 32)
+
+
 def test_the_benchmark_runs_every_method_on_the_shipped_qm9_models(tmp_path, capsys):
     from domains.molecules.benchmark import METHODS
 

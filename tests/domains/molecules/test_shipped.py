@@ -68,7 +68,7 @@ def test_the_shipped_masked_model_samples_with_remasking(tmp_path, capsys):
     assert "remasking rescale:1" in (out / "evaluation.md").read_text()
 
 
-def test_masked_models_sample_with_remasking_unless_told_otherwise(capsys):
+def test_masked_models_sample_with_remasking_unless_told_otherwise(capsys, tmp_path):
     base = ["molecules", "--dataset", "qm9", "-n", "4", "--steps", "4", "--method", "none", "--quiet"]
     assert main([*base, "--model", "mdlm"]) == 0
     assert "remasking cap:0.02" in capsys.readouterr().out
@@ -76,6 +76,9 @@ def test_masked_models_sample_with_remasking_unless_told_otherwise(capsys):
     assert "remasking" not in capsys.readouterr().out
     assert main(base) == 0  # the uniform model has no remasking step
     assert "remasking" not in capsys.readouterr().out
+    evaluate = ["molecules", "evaluate", "--dataset", "qm9", "--model", "mdlm", "-n", "2", "--steps", "2", "--no-fcd"]
+    assert main([*evaluate, "--setting", "qed>=0.55", "--out", str(tmp_path)]) == 0
+    assert "remasking cap:0.02" in (tmp_path / "evaluation.md").read_text()
 
 
 def test_the_default_sampler_of_each_process():

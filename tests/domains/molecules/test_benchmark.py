@@ -174,3 +174,28 @@ def test_rows_with_different_seed_counts_get_a_seeds_column_and_intervals_only_w
     assert "1-2 seeds per row (the seeds column)" in table and "on the rows with several" in table
     assert "| method | g | seeds | valid |" in table
     assert "| UDLM D-CFG | 1 | 2 | 7±13 | 8±0 | 3±0 |" in table and "| UDLM NOS | 1 | 1 | 5 | 8 | 2 |" in table
+
+
+def test_the_remdm_row_samples_masked_diffusion_with_the_remasking_step_and_the_others_without(monkeypatch):
+    """The sweep hands ``generate`` the ReMDM step for ``MDLM D-CFG ReMDM`` only (the shipped qm9_mdlm, with
+    sampling replaced by a recorder: this checks the wiring, not the samples)."""
+    import torch
+
+    from domains.molecules import benchmark
+    from domains.molecules.generate import DEFAULT_REMASKING
+    from guided_diffusion.pipeline import Generation
+
+    seen: list[object] = []
+
+    def record(model, *, num_samples, guidance, **kwargs):
+        seen.append(kwargs["remasking"])
+        tokens = torch.zeros(num_samples, model.denoiser.config.seq_len, dtype=torch.long)
+        return Generation(tokens=tokens, nfe=0, seconds=0.0, steps=kwargs["steps"])
+
+    monkeypatch.setattr(benchmark, "generate", record)
+    settings = benchmark.BenchSettings(
+        samples=2, scales=(1.0,), seeds=(0,), targets=("qed-class",), methods=("MDLM D-CFG", "MDLM D-CFG ReMDM")
+    )
+    frame = benchmark.run_benchmark(settings, progress=lambda _: None)
+    assert list(frame["method"]) == ["MDLM D-CFG", "MDLM D-CFG ReMDM"]
+    assert seen == [None, DEFAULT_REMASKING]

@@ -375,8 +375,35 @@ def _parse_target_specs(text: str) -> tuple[str, ...]:
     return specs
 
 
+def _write_report(frame: pd.DataFrame, settings: BenchSettings, out: Path, device: str | torch.device) -> None:
+    summary = summarize(frame)
+    atomic_write_text(out / "results.md", to_markdown(summary, settings, device))
+    plot(summary, out / "results.png")
+    print((out / "results.md").read_text())
+    print(f"wrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.png'}")
+
+
+def _report(out: Path, device: str | torch.device) -> int:
+    """``--report``: the table and plot of the rows already in ``out/results.csv``."""
+    from guided_diffusion.cli.errors import UsageError
+
+    csv = out / "results.csv"
+    if not csv.is_file():
+        raise UsageError(f"--report reads {csv}, which does not exist (run the sweep with --out {out} first)")
+    frame = pd.read_csv(csv)
+    missing = [f.name for f in fields(BenchRow) if f.name not in frame.columns]
+    if missing or frame.empty:
+        raise UsageError(f"{csv} is not a benchmark table (no rows, or missing columns {missing})")
+    samples = sorted(set(frame["samples"]))
+    if len(samples) > 1:
+        raise UsageError(f"{csv} mixes runs of {samples} samples; a table compares runs of one size")
+    settings = BenchSettings(samples=int(samples[0]), seeds=tuple(sorted(int(s) for s in set(frame["seed"]))))
+    _write_report(frame, settings, out, device)
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    """``guide-gen bench molecules [--quick] [--out DIR]``."""
+    """``guide-gen bench molecules [--quick] [--out DIR] [--resume | --report]``."""
     from guided_diffusion.cli.devices import resolve_device
     from guided_diffusion.cli.errors import ArgumentParser, UsageError
 
@@ -401,10 +428,18 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--resume", action="store_true", help="keep the rows already in DIR/results.csv and run only the rest"
     )
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="run nothing: write results.md and results.png from the rows in DIR/results.csv (a stopped sweep, "
+        "or merged subsets), whatever their number of seeds; the header names this machine",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
+    if args.report:
+        return _report(Path(args.out), device)
     settings = QUICK if args.quick else BenchSettings()
     if args.scales is not None:
         settings = BenchSettings(**{**asdict(settings), "scales": _parse_scales(args.scales)})
@@ -440,9 +475,5 @@ def main(argv: list[str]) -> int:
     except ValueError as err:
         raise UsageError(" ".join(str(err).split())) from None
     _write_csv(frame, csv)
-    summary = summarize(frame)
-    atomic_write_text(out / "results.md", to_markdown(summary, settings, device))
-    plot(summary, out / "results.png")
-    print((out / "results.md").read_text())
-    print(f"wrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.png'}")
+    _write_report(frame, settings, out, device)
     return 0

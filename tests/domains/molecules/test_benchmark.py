@@ -199,3 +199,36 @@ def test_the_remdm_row_samples_masked_diffusion_with_the_remasking_step_and_the_
     frame = benchmark.run_benchmark(settings, progress=lambda _: None)
     assert list(frame["method"]) == ["MDLM D-CFG", "MDLM D-CFG ReMDM"]
     assert seen == [None, DEFAULT_REMASKING]
+
+
+def test_report_renders_the_rows_of_a_stopped_or_merged_sweep_and_runs_nothing(tmp_path, capsys):
+    out = tmp_path / "bench"
+    out.mkdir()
+    row = {"target": "qed>=0.5", "samples": 8, "unique": 8, "novel_mean": 0.5, "novel_hit_rate": 0.5, "seconds": 1.0}
+    rows = [
+        {**row, "method": "UDLM D-CFG", "scale": 1.0, "seed": s, "valid": v, "novel": 3} for s, v in ((0, 6), (1, 8))
+    ]
+    rows.append({**row, "method": "MDLM D-CFG ReMDM", "scale": 1.0, "seed": 0, "valid": 5, "novel": 2})
+    pd.DataFrame(rows).to_csv(out / "results.csv", index=False)
+    before = (out / "results.csv").read_text()
+    # no checkpoints folder at all: a run would fail, so this shows nothing runs
+    assert main(["bench", "molecules", "--report", "--out", str(out), "--checkpoints", str(tmp_path / "none")]) == 0
+    table = (out / "results.md").read_text()
+    assert "| UDLM D-CFG | 1 | 2 | 7±13 | 8±0 | 3±0 |" in table and "| MDLM D-CFG ReMDM | 1 | 1 | 5 | 8 | 2 |" in table
+    assert "Samples per run: 8" in table and (out / "results.png").stat().st_size > 1000
+    assert (out / "results.csv").read_text() == before
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (None, "does not exist"),
+        ([{"target": "qed>=0.5"}], "is not a benchmark table"),
+    ],
+)
+def test_report_without_a_table_is_a_usage_error(rows, message, tmp_path, capsys):
+    if rows is not None:
+        pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    assert main(["bench", "molecules", "--report", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1

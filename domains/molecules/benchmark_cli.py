@@ -1,0 +1,169 @@
+"""The command line of ``guide-gen bench molecules``: option parsing, the sweep run, and ``--report``
+(the table and plot of rows already on disk)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from domains.molecules import benchmark
+from domains.molecules.benchmark import (
+    METHODS,
+    QUICK,
+    BenchRow,
+    BenchSettings,
+    plot,
+    run_benchmark,
+    summarize,
+    to_markdown,
+)
+from domains.molecules.generate import CHECKPOINTS
+from guided_diffusion.training.checkpoint import atomic_write_text
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)  # created with the first row, not by a run that fails
+    tmp = path.with_suffix(".csv.tmp")
+    frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+def _parse_scales(text: str) -> tuple[float, ...]:
+    from guided_diffusion.cli.errors import UsageError
+
+    try:
+        scales = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UsageError(f"--scales takes comma-separated numbers >= 0, got {text!r}") from None
+    if not scales or any(not math.isfinite(g) or g < 0 for g in scales):
+        raise UsageError(f"--scales takes comma-separated numbers >= 0, got {text!r}")
+    return scales
+
+
+def _parse_target_specs(text: str) -> tuple[str, ...]:
+    from domains.molecules.targets import parse_target
+    from guided_diffusion.cli.errors import UsageError
+
+    specs = tuple(v.strip() for v in text.split(",") if v.strip())
+    if not specs:
+        raise UsageError("--targets needs at least one of qed-class, rings-class or a value target such as qed=0.6")
+    for spec in specs:
+        if spec.endswith("-class"):
+            if spec not in ("qed-class", "rings-class"):
+                raise UsageError(f"unknown class target {spec!r}; allowed: qed-class, rings-class")
+            continue
+        try:
+            target = parse_target(spec)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        if target.name not in ("qed", "rings"):
+            raise UsageError(f"the QM9 models are conditioned on qed and rings only, got {spec!r}")
+    return specs
+
+
+def _write_report(frame: pd.DataFrame, settings: BenchSettings, out: Path, device: str | torch.device) -> None:
+    summary = summarize(frame)
+    atomic_write_text(out / "results.md", to_markdown(summary, settings, device))
+    plot(summary, out / "results.png")
+    print((out / "results.md").read_text())
+    print(f"wrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.png'}")
+
+
+def _report(out: Path, device: str | torch.device) -> int:
+    """``--report``: the table and plot of the rows already in ``out/results.csv``."""
+    from guided_diffusion.cli.errors import UsageError
+
+    csv = out / "results.csv"
+    if not csv.is_file():
+        raise UsageError(f"--report reads {csv}, which does not exist (run the sweep with --out {out} first)")
+    frame = pd.read_csv(csv)
+    missing = [f.name for f in fields(BenchRow) if f.name not in frame.columns]
+    if missing or frame.empty:
+        raise UsageError(f"{csv} is not a benchmark table (no rows, or missing columns {missing})")
+    samples = sorted(set(frame["samples"]))
+    if len(samples) > 1:
+        raise UsageError(f"{csv} mixes runs of {samples} samples; a table compares runs of one size")
+    settings = BenchSettings(samples=int(samples[0]), seeds=tuple(sorted(int(s) for s in set(frame["seed"]))))
+    _write_report(frame, settings, out, device)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """``guide-gen bench molecules [--quick] [--out DIR] [--resume | --report]``."""
+    from guided_diffusion.cli.devices import resolve_device
+    from guided_diffusion.cli.errors import ArgumentParser, UsageError
+
+    p = ArgumentParser(prog="guide-gen bench molecules", description=benchmark.__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="reduced sweep (32 samples, scales 1 and 3, one seed)")
+    p.add_argument("--out", default="bench-molecules", help="folder for results.csv, results.md, results.png")
+    p.add_argument("--checkpoints", default=str(CHECKPOINTS), help="folder holding the QM9 models and classifiers")
+    p.add_argument("--samples", type=int, default=None, help="override samples per run")
+    p.add_argument("--seeds", type=int, default=None, help="override the number of seeds")
+    p.add_argument("--scales", default=None, help="override the guidance scales, comma-separated (e.g. 1,3,10)")
+    p.add_argument(
+        "--targets",
+        default=None,
+        help="override the targets, comma-separated: qed-class, rings-class (above the 90th percentile) or "
+        "value targets such as qed=0.6",
+    )
+    p.add_argument(
+        "--methods",
+        default=None,
+        help=f"only these methods, comma-separated (default: all of {', '.join(METHODS)})",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="keep the rows already in DIR/results.csv and run only the rest"
+    )
+    p.add_argument(
+        "--report",
+        action="store_true",
+        help="run nothing: write results.md and results.png from the rows in DIR/results.csv (a stopped sweep, "
+        "or merged subsets), whatever their number of seeds; the header names this machine",
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    args = p.parse_args(argv)
+    device = resolve_device(args.device)
+    if args.report:
+        return _report(Path(args.out), device)
+    settings = QUICK if args.quick else BenchSettings()
+    if args.scales is not None:
+        settings = BenchSettings(**{**asdict(settings), "scales": _parse_scales(args.scales)})
+    if args.targets is not None:
+        settings = BenchSettings(**{**asdict(settings), "targets": _parse_target_specs(args.targets)})
+    if args.methods is not None:
+        methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+        unknown = [m for m in methods if m not in METHODS]
+        if not methods or unknown:
+            raise UsageError(f"--methods: unknown {unknown or [args.methods]}; allowed: {', '.join(METHODS)}")
+        settings = BenchSettings(**{**asdict(settings), "methods": methods})
+    if args.samples is not None:
+        if args.samples < 1:
+            raise UsageError(f"--samples must be >= 1, got {args.samples}")
+        settings = BenchSettings(**{**asdict(settings), "samples": args.samples})
+    if args.seeds is not None:
+        if args.seeds < 1:
+            raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+        settings = BenchSettings(**{**asdict(settings), "seeds": tuple(range(args.seeds))})
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    csv = out / "results.csv"
+    done = pd.read_csv(csv) if args.resume and csv.is_file() else None
+    try:
+        frame = run_benchmark(
+            settings,
+            checkpoints=Path(args.checkpoints),
+            done=done,
+            on_row=lambda f: _write_csv(f, csv),
+            device=device,
+        )
+    except ValueError as err:
+        raise UsageError(" ".join(str(err).split())) from None
+    _write_csv(frame, csv)
+    _write_report(frame, settings, out, device)
+    return 0

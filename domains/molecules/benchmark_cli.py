@@ -129,6 +129,15 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     if args.report:
+        # the sweep's options shape runs, and --report runs none: refuse them rather than ignore them
+        sweep = {"--quick": args.quick, "--resume": args.resume}
+        sweep |= {f"--{k}": getattr(args, k) is not None for k in ("samples", "seeds", "scales", "targets", "methods")}
+        given = [name for name, on in sweep.items() if on]
+        if given:
+            raise UsageError(
+                f"--report runs nothing, so it takes no sweep options (got {', '.join(given)}); "
+                "allowed beside it: --out, --checkpoints, --threads, --device"
+            )
         return _report(Path(args.out), device)
     settings = QUICK if args.quick else BenchSettings()
     if args.scales is not None:

@@ -232,3 +232,11 @@ def test_report_without_a_table_is_a_usage_error(rows, message, tmp_path, capsys
     assert main(["bench", "molecules", "--report", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("extra", [["--quick"], ["--resume"], ["--samples", "8"], ["--methods", "UDLM D-CFG"]])
+def test_report_refuses_the_options_that_shape_a_sweep(extra, tmp_path, capsys):
+    """--report runs nothing, so an option that would change what runs is an error, not silently ignored."""
+    assert main(["bench", "molecules", "--report", "--out", str(tmp_path), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and extra[0] in err and "--report runs nothing" in err

@@ -103,6 +103,12 @@ def main(argv: list[str]) -> int:
     p.add_argument("--checkpoints", default=str(CHECKPOINTS), help="folder holding the QM9 models and classifiers")
     p.add_argument("--samples", type=int, default=None, help="override samples per run")
     p.add_argument("--seeds", type=int, default=None, help="override the number of seeds")
+    p.add_argument(
+        "--first-seed",
+        type=int,
+        default=None,
+        help="number the seeds from K (default 0), so that seeds can run as separate jobs and be merged with --report",
+    )
     p.add_argument("--scales", default=None, help="override the guidance scales, comma-separated (e.g. 1,3,10)")
     p.add_argument(
         "--targets",
@@ -131,7 +137,8 @@ def main(argv: list[str]) -> int:
     if args.report:
         # the sweep's options shape runs, and --report runs none: refuse them rather than ignore them
         sweep = {"--quick": args.quick, "--resume": args.resume}
-        sweep |= {f"--{k}": getattr(args, k) is not None for k in ("samples", "seeds", "scales", "targets", "methods")}
+        shaping = ("samples", "seeds", "first_seed", "scales", "targets", "methods")
+        sweep |= {"--" + k.replace("_", "-"): getattr(args, k) is not None for k in shaping}
         given = [name for name, on in sweep.items() if on]
         if given:
             raise UsageError(
@@ -154,10 +161,14 @@ def main(argv: list[str]) -> int:
         if args.samples < 1:
             raise UsageError(f"--samples must be >= 1, got {args.samples}")
         settings = BenchSettings(**{**asdict(settings), "samples": args.samples})
-    if args.seeds is not None:
-        if args.seeds < 1:
-            raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
-        settings = BenchSettings(**{**asdict(settings), "seeds": tuple(range(args.seeds))})
+    if args.seeds is not None and args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.first_seed is not None and args.first_seed < 0:
+        raise UsageError(f"--first-seed must be >= 0, got {args.first_seed}")
+    if args.seeds is not None or args.first_seed is not None:
+        first = args.first_seed or 0
+        count = args.seeds if args.seeds is not None else len(settings.seeds)
+        settings = BenchSettings(**{**asdict(settings), "seeds": tuple(range(first, first + count))})
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)

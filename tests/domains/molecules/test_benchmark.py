@@ -234,9 +234,36 @@ def test_report_without_a_table_is_a_usage_error(rows, message, tmp_path, capsys
     assert message in err and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("extra", [["--quick"], ["--resume"], ["--samples", "8"], ["--methods", "UDLM D-CFG"]])
+@pytest.mark.parametrize(
+    "extra", [["--quick"], ["--resume"], ["--samples", "8"], ["--methods", "UDLM D-CFG"], ["--first-seed", "1"]]
+)
 def test_report_refuses_the_options_that_shape_a_sweep(extra, tmp_path, capsys):
     """--report runs nothing, so an option that would change what runs is an error, not silently ignored."""
     assert main(["bench", "molecules", "--report", "--out", str(tmp_path), *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and extra[0] in err and "--report runs nothing" in err
+
+
+@pytest.mark.parametrize(
+    "extra, seeds",
+    [([], (0, 1, 2)), (["--first-seed", "1"], (1, 2, 3)), (["--seeds", "2", "--first-seed", "3"], (3, 4))],
+)
+def test_first_seed_numbers_the_seeds_of_a_sweep(extra, seeds, tmp_path, monkeypatch):
+    """--first-seed K runs seeds K, K+1, ... so that seeds can run as separate jobs and be merged."""
+    from domains.molecules import benchmark_cli
+
+    seen = []
+
+    def stop(settings, **kwargs):
+        seen.append(settings.seeds)
+        raise ValueError("stopped before sampling")
+
+    monkeypatch.setattr(benchmark_cli, "run_benchmark", stop)
+    assert main(["bench", "molecules", "--out", str(tmp_path), *extra]) == 2
+    assert seen == [seeds]
+
+
+def test_a_negative_first_seed_is_a_usage_error(tmp_path, capsys):
+    assert main(["bench", "molecules", "--out", str(tmp_path), "--first-seed", "-1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--first-seed must be >= 0" in err

@@ -26,10 +26,7 @@ from guided_diffusion.training.checkpoint import atomic_write_text
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)  # created with the first row, not by a run that fails
-    tmp = path.with_suffix(".csv.tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
+    atomic_write_text(path, frame.to_csv(index=False))  # the folder comes with the first row, not a failed run
 
 
 def _parse_scales(text: str) -> tuple[float, ...]:

@@ -63,6 +63,22 @@ def test_quick_benchmark_writes_every_method(tiny_checkpoints, tmp_path, capsys)
     assert (out / "results.png").stat().st_size > 1000
 
 
+@SLOW
+def test_value_targets_run_through_every_method(tiny_checkpoints, tmp_path):
+    out = tmp_path / "bench"
+    argv = ["bench", "molecules", "--quick", "--samples", "4", "--scales", "2", "--targets", "qed=0.6,rings=4"]
+    assert main([*argv, "--out", str(out), "--checkpoints", str(tiny_checkpoints)]) == 0
+    frame = pd.read_csv(out / "results.csv")
+    assert list(dict.fromkeys(frame["target"])) == ["qed=0.6±0.05", "rings=4±0"]
+    for _, rows in frame.groupby("target"):
+        assert set(rows["method"]) == set(METHODS)
+    scored = frame[frame["novel"] > 0]
+    assert scored["novel_hit_rate"].between(0, 1).all() and scored["novel_mean"].notna().all()
+    assert frame.loc[frame["novel"] == 0, "novel_hit_rate"].isna().all()
+    table = (out / "results.md").read_text()
+    assert "### qed=0.6±0.05" in table and "### rings=4±0" in table
+
+
 def test_missing_models_are_named(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["bench", "molecules", "--quick", "--checkpoints", str(tmp_path), "--out", str(out)]) == 2

@@ -70,20 +70,55 @@ def _write_report(frame: pd.DataFrame, settings: BenchSettings, out: Path, devic
     print(f"wrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.png'}")
 
 
-def _report(out: Path, device: str | torch.device) -> int:
-    """``--report``: the table and plot of the rows already in ``out/results.csv``."""
+#: the columns that name a run; the other columns of a row are what the run measured
+RUN_KEY = ["target", "method", "scale", "seed", "samples"]
+
+
+def _read_table(csv: Path) -> pd.DataFrame:
     from guided_diffusion.cli.errors import UsageError
 
-    csv = out / "results.csv"
-    if not csv.is_file():
-        raise UsageError(f"--report reads {csv}, which does not exist (run the sweep with --out {out} first)")
     frame = pd.read_csv(csv)
     missing = [f.name for f in fields(BenchRow) if f.name not in frame.columns]
     if missing or frame.empty:
         raise UsageError(f"{csv} is not a benchmark table (no rows, or missing columns {missing})")
+    return frame[[f.name for f in fields(BenchRow)]]
+
+
+def _merge(tables: list[tuple[Path, pd.DataFrame]]) -> pd.DataFrame:
+    """The rows of several sweeps (seeds or methods run as separate jobs) as one table. A run found in two
+    tables is kept once when both measured the same counts (the sampler is deterministic; only its seconds
+    vary) and is an error when they differ."""
+    from guided_diffusion.cli.errors import UsageError
+
+    frame = pd.concat([t.assign(_source=str(p)) for p, t in tables], ignore_index=True)
+    counts = ["valid", "unique", "novel"]
+    for key, group in frame.groupby(RUN_KEY, sort=False):
+        if len(group) > 1 and len(group[counts].drop_duplicates()) > 1:
+            sources = ", ".join(dict.fromkeys(group["_source"]))
+            raise UsageError(f"--merge: the run {dict(zip(RUN_KEY, key, strict=True))} differs between {sources}")
+    return frame.drop_duplicates(RUN_KEY).drop(columns="_source").reset_index(drop=True)
+
+
+def _report(out: Path, device: str | torch.device, merge: list[Path]) -> int:
+    """``--report``: the table and plot of the rows already in ``out/results.csv``; with ``--merge``, first
+    writes there the union of its rows (if any) and those of the given tables."""
+    from guided_diffusion.cli.errors import UsageError
+
+    csv = out / "results.csv"
+    missing_inputs = [p for p in merge if not p.is_file()]
+    if missing_inputs:
+        raise UsageError(f"--merge: no such file {missing_inputs[0]} (give results.csv files of earlier sweeps)")
+    if not csv.is_file() and not merge:
+        raise UsageError(f"--report reads {csv}, which does not exist (run the sweep with --out {out} first)")
+    sources = ([csv] if csv.is_file() else []) + [p for p in merge if p.resolve() != csv.resolve()]
+    frame = _merge([(p, _read_table(p)) for p in sources])
     samples = sorted(set(frame["samples"]))
     if len(samples) > 1:
-        raise UsageError(f"{csv} mixes runs of {samples} samples; a table compares runs of one size")
+        raise UsageError(
+            f"{', '.join(map(str, sources))}: runs of {samples} samples; a table compares runs of one size"
+        )
+    if merge:
+        _write_csv(frame, csv)
     settings = BenchSettings(samples=int(samples[0]), seeds=tuple(sorted(int(s) for s in set(frame["seed"]))))
     _write_report(frame, settings, out, device)
     return 0
@@ -127,6 +162,12 @@ def main(argv: list[str]) -> int:
         help="run nothing: write results.md and results.png from the rows in DIR/results.csv (a stopped sweep, "
         "or merged subsets), whatever their number of seeds; the header names this machine",
     )
+    p.add_argument(
+        "--merge",
+        default=None,
+        help="with --report: first add the rows of these results.csv files (comma-separated; sweeps run as separate "
+        "jobs) to DIR/results.csv; a run present twice must have the same counts",
+    )
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     args = p.parse_args(argv)
@@ -140,9 +181,12 @@ def main(argv: list[str]) -> int:
         if given:
             raise UsageError(
                 f"--report runs nothing, so it takes no sweep options (got {', '.join(given)}); "
-                "allowed beside it: --out, --checkpoints, --threads, --device"
+                "allowed beside it: --out, --merge, --checkpoints, --threads, --device"
             )
-        return _report(Path(args.out), device)
+        merge = [Path(v.strip()) for v in (args.merge or "").split(",") if v.strip()]
+        return _report(Path(args.out), device, merge)
+    if args.merge is not None:
+        raise UsageError("--merge goes with --report (it renders rows that earlier sweeps wrote); allowed: --report")
     settings = QUICK if args.quick else BenchSettings()
     if args.scales is not None:
         settings = BenchSettings(**{**asdict(settings), "scales": _parse_scales(args.scales)})

@@ -235,6 +235,56 @@ def test_report_renders_the_rows_of_a_stopped_or_merged_sweep_and_runs_nothing(t
     assert (out / "results.csv").read_text() == before
 
 
+def _rows(method: str, seeds: dict[int, int]) -> pd.DataFrame:
+    """Benchmark rows of ``method`` toward one target: seed -> valid count."""
+    row = {"target": "qed>=0.5", "scale": 1.0, "samples": 8, "unique": 8, "novel": 3, "novel_mean": 0.5}
+    return pd.DataFrame(
+        [
+            {**row, "method": method, "seed": s, "valid": v, "novel_hit_rate": 0.5, "seconds": 1.0}
+            for s, v in seeds.items()
+        ]
+    )
+
+
+def test_report_merges_the_tables_of_separate_jobs(tmp_path, capsys):
+    """--merge adds other sweeps' rows to DIR/results.csv before the report; a run in two tables (the same
+    counts, other seconds) is kept once."""
+    out, a, b = tmp_path / "merged", tmp_path / "a.csv", tmp_path / "b.csv"
+    _rows("UDLM D-CFG", {0: 6, 1: 8}).to_csv(a, index=False)
+    _rows("UDLM D-CFG", {1: 8, 2: 7}).assign(seconds=9.0).to_csv(b, index=False)
+    args = ["bench", "molecules", "--report", "--out", str(out), "--checkpoints", str(tmp_path / "none")]
+    assert main([*args, "--merge", f"{a},{b}"]) == 0
+    merged = pd.read_csv(out / "results.csv")
+    assert sorted(merged["seed"]) == [0, 1, 2] and sorted(merged["valid"]) == [6, 7, 8]
+    assert "| UDLM D-CFG | 1 | 7±2 | 8±0 | 3±0 |" in (out / "results.md").read_text()
+    # DIR/results.csv now holds the union, so merging more rows into it keeps the earlier ones
+    c = tmp_path / "c.csv"
+    _rows("MDLM D-CFG", {0: 5}).to_csv(c, index=False)
+    assert main([*args, "--merge", str(c)]) == 0
+    assert len(pd.read_csv(out / "results.csv")) == 4
+
+
+@pytest.mark.parametrize(
+    "second, samples, message",
+    [({0: 7}, 8, "differs between"), ({1: 7}, 16, "a table compares runs of one size"), (None, 8, "no such file")],
+)
+def test_merge_refuses_conflicting_or_missing_tables(second, samples, message, tmp_path, capsys):
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    _rows("UDLM D-CFG", {0: 6}).to_csv(a, index=False)
+    if second is not None:
+        _rows("UDLM D-CFG", second).assign(samples=samples).to_csv(b, index=False)
+    assert main(["bench", "molecules", "--report", "--out", str(tmp_path / "out"), "--merge", f"{a},{b}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out" / "results.csv").exists()
+
+
+def test_merge_needs_report(tmp_path, capsys):
+    assert main(["bench", "molecules", "--out", str(tmp_path), "--merge", str(tmp_path / "a.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--merge goes with --report" in err and len(err.splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     "rows, message",
     [

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from guided_diffusion.conditioning import Condition
 from guided_diffusion.gumbel import categorical
@@ -55,6 +55,22 @@ class GuidanceStep:
         self._cache = cache
         self._clean: dict[int, Tensor] = {}
         self._reverse: dict[int, Tensor] = {}
+        self._hidden: tuple[Tensor, Tensor] | None = None
+
+    @property
+    def denoiser(self) -> nn.Module:
+        """The sampler's denoiser."""
+        return self._cache.denoiser
+
+    def hidden_states(self) -> tuple[Tensor, Tensor]:
+        """The denoiser's final hidden states ``[B, L, D]`` and conditioning ``[B, D]`` at ``xt`` under the null
+        condition, for guidance that perturbs them (NOS, PPLM). Asked for before the unguided transition, the
+        same network pass gives the null condition's clean-token log-probabilities."""
+        if self._hidden is None:
+            h, c, out = self._cache.null_hidden_states(self.xt, self.t)
+            self._clean.setdefault(_key(None), out)
+            self._hidden = (h, c)
+        return self._hidden
 
     def logits_to_clean_log_probs(self, logits: Tensor) -> Tensor:
         """Clean-token log-probabilities ``[B, L, S]`` of denoiser ``logits`` for ``xt``, at the sampler's

@@ -53,8 +53,22 @@ class HiddenStateGuidance(Guidance):
         self.step_size = step_size
         self.kl_weight = kl_weight
 
+    def _active(self) -> bool:
+        return self.steps > 0 and self.guidance_scale != 0.0
+
+    def base_log_probs(self, step: GuidanceStep) -> Tensor:
+        if self._active() and step.denoiser is self.denoiser:
+            step.hidden_states()  # one network pass for the hidden states and the unguided transition
+        return super().base_log_probs(step)
+
+    def _hidden_states(self, step: GuidanceStep, times: Tensor) -> tuple[Tensor, Tensor]:
+        if step.denoiser is self.denoiser:
+            return step.hidden_states()
+        with torch.no_grad():
+            return self.denoiser.hidden_states(step.xt, times, None)
+
     def log_weights(self, step: GuidanceStep, base: Tensor) -> Tensor | None:
-        if self.steps == 0 or self.guidance_scale == 0.0:
+        if not self._active():
             return None
         process, xt = step.process, step.xt
         to_log_probs = step.logits_to_clean_log_probs
@@ -63,8 +77,8 @@ class HiddenStateGuidance(Guidance):
         # perturbed and reference distributions are the same point mass and contribute exactly 0; under uniform
         # noise every position has a prediction. Without it the objective is guidance_scale * log p(y | .),
         # which Adagrad's per-coordinate normalisation makes independent of guidance_scale.
+        h, c = self._hidden_states(step, times)
         with torch.no_grad():
-            h, c = self.denoiser.hidden_states(xt, times, None)
             reference = to_log_probs(self.denoiser.head(h, c))  # [B, L, S]
         delta = torch.zeros_like(h, requires_grad=True)
         optimiser = torch.optim.Adagrad([delta], lr=self.step_size)

@@ -99,6 +99,22 @@ class DenoiserCache:
             outputs.append(out)
         return outputs
 
+    def null_hidden_states(self, xt: Tensor, t: float) -> tuple[Tensor, Tensor, Tensor]:
+        """The denoiser's final hidden states ``[B, L, D]`` and conditioning ``[B, D]`` at ``xt`` under the null
+        condition, and the clean-token log-probabilities of its output layer, from one network pass; recorded
+        as the null condition's output, as :meth:`clean_log_probs` records it, so that guidance perturbing the
+        hidden states (NOS, PPLM) needs no second pass. The denoiser must expose ``hidden_states`` and
+        ``head``."""
+        times = torch.full((xt.shape[0],), float(t), device=xt.device)
+        with torch.no_grad():
+            h, c = self.denoiser.hidden_states(xt, times, None)  # type: ignore[operator]
+            logits = self.denoiser.head(h, c)  # type: ignore[operator]
+        out = self.tempered_clean_log_probs(logits.to(self.dtype), xt)
+        self.nfe += 1
+        self.rows_evaluated += xt.shape[0]
+        self._entries[_key(None)] = (None, xt.clone(), out)
+        return h, c, out
+
 
 def _key(cond: Condition | None) -> int:
     return 0 if cond is None else id(cond)

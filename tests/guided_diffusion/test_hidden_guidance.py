@@ -81,3 +81,36 @@ def test_the_sampling_temperature_reaches_the_hidden_state_optimisation(cls):
 
     assert torch.equal(run(denoiser, 0.5), run(twin, 1.0))
     assert not torch.equal(run(denoiser, 0.5), run(denoiser, 1.0))
+
+
+@pytest.mark.parametrize("cls", [MaskedProcess, UniformProcess])
+def test_one_network_pass_per_step_gives_the_hidden_states_and_the_unguided_transition(cls):
+    """Guidance on the sampler's own denoiser reuses the step's pass; on a copy of it, it makes its own pass
+    (two per step), and both draw the same samples."""
+    import copy
+
+    torch.manual_seed(2)
+    process = cls(VOCAB, LogLinearSchedule())
+    denoiser = Denoiser(DenoiserConfig(num_states=process.num_states, seq_len=LENGTH, dim=32, depth=1, heads=4)).eval()
+    with torch.no_grad():
+        for param in denoiser.parameters():
+            param.normal_(0.0, 0.2)
+    twin = copy.deepcopy(denoiser)
+    passes = {"denoiser": 0, "twin": 0}
+
+    def counted(name, model):
+        inner = model.hidden_states
+
+        def hidden_states(*args, **kwargs):
+            passes[name] += 1
+            return inner(*args, **kwargs)
+
+        model.hidden_states = hidden_states
+
+    counted("denoiser", denoiser)
+    counted("twin", twin)
+    shared = draw(process, denoiser, HiddenStateGuidance(denoiser, prefer_token_zero, guidance_scale=2.0))
+    assert passes == {"denoiser": 8, "twin": 0}
+    separate = draw(process, denoiser, HiddenStateGuidance(twin, prefer_token_zero, guidance_scale=2.0))
+    assert passes == {"denoiser": 16, "twin": 8}
+    assert torch.equal(shared, separate)

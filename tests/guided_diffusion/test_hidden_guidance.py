@@ -25,14 +25,21 @@ def draw(process, denoiser, guidance):
     return sample(process, denoiser, num_samples=128, length=LENGTH, steps=8, guidance=guidance, generator=gen).tokens
 
 
-@pytest.mark.parametrize("cls", [MaskedProcess, UniformProcess])
-def test_the_guidance_scale_sets_how_far_samples_move(cls):
-    torch.manual_seed(0)
+def random_denoiser(cls, seed):
+    """A process of class ``cls`` and a small denoiser with random weights (the zero-initialised output
+    layers would hide h from the logits)."""
+    torch.manual_seed(seed)
     process = cls(VOCAB, LogLinearSchedule())
     denoiser = Denoiser(DenoiserConfig(num_states=process.num_states, seq_len=LENGTH, dim=32, depth=1, heads=4)).eval()
-    with torch.no_grad():  # the zero-initialised output layers would hide h from the logits
+    with torch.no_grad():
         for param in denoiser.parameters():
             param.normal_(0.0, 0.2)
+    return process, denoiser
+
+
+@pytest.mark.parametrize("cls", [MaskedProcess, UniformProcess])
+def test_the_guidance_scale_sets_how_far_samples_move(cls):
+    process, denoiser = random_denoiser(cls, 0)
     plain = draw(process, denoiser, None)
     none = HiddenStateGuidance(denoiser, prefer_token_zero, guidance_scale=5.0, steps=0)
     assert torch.equal(draw(process, denoiser, none), plain)
@@ -55,12 +62,8 @@ def test_the_sampling_temperature_reaches_the_hidden_state_optimisation(cls):
     guidance optimising through that layer too."""
     import copy
 
-    torch.manual_seed(1)
-    process = cls(VOCAB, LogLinearSchedule())
-    denoiser = Denoiser(DenoiserConfig(num_states=process.num_states, seq_len=LENGTH, dim=32, depth=1, heads=4)).eval()
+    process, denoiser = random_denoiser(cls, 1)
     with torch.no_grad():
-        for param in denoiser.parameters():
-            param.normal_(0.0, 0.2)
         twin = copy.deepcopy(denoiser)
         twin.out.weight.mul_(2.0)
         twin.out.bias.mul_(2.0)
@@ -89,12 +92,7 @@ def test_one_network_pass_per_step_gives_the_hidden_states_and_the_unguided_tran
     (two per step), and both draw the same samples."""
     import copy
 
-    torch.manual_seed(2)
-    process = cls(VOCAB, LogLinearSchedule())
-    denoiser = Denoiser(DenoiserConfig(num_states=process.num_states, seq_len=LENGTH, dim=32, depth=1, heads=4)).eval()
-    with torch.no_grad():
-        for param in denoiser.parameters():
-            param.normal_(0.0, 0.2)
+    process, denoiser = random_denoiser(cls, 2)
     twin = copy.deepcopy(denoiser)
     passes = {"denoiser": 0, "twin": 0}
 

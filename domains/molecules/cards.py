@@ -93,6 +93,7 @@ molecules (length {domain["seq_len"]}), conditioned on {", ".join(domain["proper
   {training["wall_seconds"] / 60:.1f} min wall time on {training["hardware"]} x{training["world_size"]},
   precision {training["precision"]}{"; " + _start(meta) if meta.get("started_from") else ""}.
 - **Validation** (EMA weights; {source}): {metrics}.
+- **Guidance scale** (`--guidance-scale auto`, the default): {_auto_scale(meta)}.
 
 ## Evaluation
 
@@ -106,6 +107,24 @@ def shown_path(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+def _auto_scale(meta: dict[str, Any]) -> str:
+    """How ``auto`` picks this model's D-CFG scale (its guidance record, written by calibrate)."""
+    from domains.molecules.scales import DEFAULT_SCALE, guidance_record
+
+    record = guidance_record(meta)
+    if record is None:
+        return f"{DEFAULT_SCALE:g} (no guidance record)"
+    stats = ", ".join(f"{k} {record.means[k]:.3g} (sd {record.sds[k]:.3g})" for k in record.means)
+    return (
+        f"{record.near_scale:g}, or {record.far_scale:g} when a D-CFG target lies in a tail of the model's "
+        f"unguided molecules (met by fewer than {record.far_share:.0%} of them, their median outside it), "
+        f"judged on a percentile summary of {record.n:,} "
+        f"unguided samples ({record.valid:,} valid, seed {record.seed}, {record.steps} steps; "
+        f"`guide-gen molecules calibrate --checkpoint <this folder> --far-scale {record.far_scale:g} "
+        f"-n {record.n} --seed {record.seed}`); their means: {stats}"
+    )
 
 
 def _equivalent(chain: tuple[str, ...]) -> str:

@@ -24,6 +24,7 @@ from domains.molecules.generate import (
 from domains.molecules.metrics import evaluate
 from domains.molecules.reference import fcd_path, load_novelty
 from domains.molecules.report import format_report, samples_table, write_samples
+from domains.molecules.scales import DEFAULT_SCALE, FAR_SHARE, measure_record, write_record
 from domains.molecules.targets import SYNTAX, Target, TargetError, parse_targets
 from guided_diffusion.cli.devices import PRECISION_HELP, PRECISIONS, resolve_device, sampling_autocast
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
@@ -34,13 +35,17 @@ from guided_diffusion.processes import REMASK_SYNTAX, Remasking
 
 DEFAULT_DATASET = "moses"
 DEFAULT_MODEL = "udlm"
-DEFAULT_SCALE = 2.0
+SCALE_HELP = (
+    "D-CFG gamma, or auto (default): the model's guidance record picks it, stronger for targets far from "
+    f"its unguided molecules ({DEFAULT_SCALE:g} for models without one)"
+)
 TEMPERATURE_HELP = "divides the denoiser's logits at every step: 1 = the model as trained (default), < 1 sharper"
 REMASK_HELP = (
     "masked models: ReMDM reverse step, which masks unmasked tokens again so later steps can revise them: "
     f"{REMASK_SYNTAX}, or auto (default): {DEFAULT_REMASK} for masked models, none for the others; "
     "none on a masked model = the MDLM step"
 )
+CBG_SCALE_HELP = f"guidance scale of D-CBG terms (default: a numeric --guidance-scale, else {DEFAULT_SCALE:g})"
 STEPS_HELP = f"reverse steps (default {DEFAULT_STEPS}; {REMASK_STEPS} with remasking)"
 
 
@@ -66,13 +71,11 @@ def _generate_parser() -> argparse.ArgumentParser:
         help="default guidance of the targets: classifier-free (cfg), noisy-regressor (cbg) or none",
     )
     p.add_argument("--cbg-mode", choices=["exact", "first-order"], default="first-order", help="D-CBG evaluation")
-    p.add_argument(
-        "--cbg-scale", type=float, default=None, help="guidance scale of D-CBG terms (default: --guidance-scale)"
-    )
+    p.add_argument("--cbg-scale", type=float, default=None, help=CBG_SCALE_HELP)
     p.add_argument("--top-k", type=int, default=None, help="exact D-CBG: candidate tokens scored per position")
     p.add_argument("--classifier", default=None, help="noisy regressor checkpoint for cbg (default: the shipped one)")
     p.add_argument("--template", default=None, help="infilling template: SMILES with '?' for open tokens")
-    p.add_argument("--guidance-scale", type=float, default=DEFAULT_SCALE, help=f"gamma (default {DEFAULT_SCALE})")
+    p.add_argument("--guidance-scale", default="auto", help=SCALE_HELP)
     p.add_argument("--guidance-interval", default=None, metavar="LO,HI", help=INTERVAL_HELP)
     p.add_argument("--steps", type=int, default=None, help=STEPS_HELP)
     p.add_argument("--temperature", type=float, default=1.0, help=TEMPERATURE_HELP)
@@ -133,12 +136,33 @@ def _interval(text: str | None) -> tuple[float, float] | None:
         raise UsageError(f"--guidance-interval: {err}") from None
 
 
-def describe_guidance(targets: list[Target], method: str, scale: float, cbg_mode: str) -> str:
+def _scale(text: str) -> float | Literal["auto"]:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value >= 0 and math.isfinite(value)):
+        raise UsageError(f"--guidance-scale must be auto (the default) or a number >= 0, got {text!r}")
+    return value
+
+
+def _cbg_scale(value: float | None) -> None:
+    if value is not None and not (value >= 0 and math.isfinite(value)):
+        raise UsageError(f"--cbg-scale must be a number >= 0, got {value}")
+
+
+def describe_guidance(
+    targets: list[Target], method: str, scale: float, cbg_mode: str, *, cbg_scale: float | None = None, why: str = ""
+) -> str:
     if method == "none" or not targets:
         return "unguided"
     methods = sorted({t.method or method for t in targets})
-    names = {"cfg": "D-CFG", "cbg": f"D-CBG ({cbg_mode})"}
-    return " + ".join(names[m] for m in methods) + f", scale {scale:g}"
+    cbg = scale if cbg_scale is None else cbg_scale
+    names = {"cfg": f"D-CFG scale {scale:g}", "cbg": f"D-CBG ({cbg_mode}) scale {cbg:g}"}
+    text = " + ".join(names[m] for m in methods)
+    return text + (f" ({why})" if why and "cfg" in methods and why != "given" else "")
 
 
 def generate_main(argv: list[str]) -> int:
@@ -147,8 +171,8 @@ def generate_main(argv: list[str]) -> int:
     for name in ("n", "steps", "batch_size"):
         if getattr(args, name) is not None:
             _positive(f"--{name.replace('_', '-')}" if name != "n" else "-n", getattr(args, name))
-    if args.guidance_scale < 0:
-        raise UsageError(f"--guidance-scale must be >= 0, got {args.guidance_scale}")
+    scale = _scale(args.guidance_scale)
+    _cbg_scale(args.cbg_scale)
     _temperature(args.temperature)
     remasking = _remasking(args.remask)
     interval = _interval(args.guidance_interval)
@@ -170,7 +194,7 @@ def generate_main(argv: list[str]) -> int:
             n=args.n,
             targets=targets,
             method=args.method,
-            guidance_scale=args.guidance_scale,
+            guidance_scale=scale,
             steps=steps,
             seed=args.seed,
             batch_size=args.batch_size,
@@ -191,7 +215,9 @@ def generate_main(argv: list[str]) -> int:
         novelty=load_novelty(dataset),
         fcd_reference=fcd_path(dataset) if args.fcd and fcd_path(dataset).is_file() else None,
     )
-    guidance = describe_guidance(targets, args.method, args.guidance_scale, args.cbg_mode)
+    guidance = describe_guidance(
+        targets, args.method, out.guidance_scale, args.cbg_mode, cbg_scale=out.cbg_scale, why=out.scale_reason
+    )
     print(
         f"{len(out.smiles)} samples from {path.name} ({model.domain.representation.upper()}, "
         f"{model.process.name} noise), {guidance}, {out.steps} steps, "
@@ -261,14 +287,14 @@ def _evaluate_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", type=int, default=512, help="samples per setting (default 512)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help=STEPS_HELP)
-    p.add_argument("--guidance-scale", type=float, default=DEFAULT_SCALE)
+    p.add_argument("--guidance-scale", default="auto", help=SCALE_HELP)
     p.add_argument("--guidance-interval", default=None, metavar="LO,HI", help=INTERVAL_HELP)
     p.add_argument("--temperature", type=float, default=1.0, help=TEMPERATURE_HELP)
     p.add_argument("--precision", choices=PRECISIONS, default="fp32", help=PRECISION_HELP)
     p.add_argument("--remask", default="auto", help=REMASK_HELP)
     p.add_argument("--no-fcd", action="store_true", help="skip FCD")
     p.add_argument("--setting", action="append", default=None, help="only these guided settings (repeatable)")
-    p.add_argument("--cbg-scale", type=float, default=None, help="D-CBG guidance scale (default: --guidance-scale)")
+    p.add_argument("--cbg-scale", type=float, default=None, help=CBG_SCALE_HELP)
     p.add_argument("--cbg-mode", choices=["exact", "first-order"], default="first-order")
     p.add_argument("--classifier", default=None, help="noisy regressor for D-CBG settings (default: the shipped one)")
     p.add_argument("--out", required=True, help="folder for the CSVs, evaluation.json and evaluation.md")
@@ -283,6 +309,8 @@ def evaluate_main(argv: list[str]) -> int:
         if getattr(args, name) is not None:
             _positive(f"--{name}" if name != "n" else "-n", getattr(args, name))
     _temperature(args.temperature)
+    scale = _scale(args.guidance_scale)
+    _cbg_scale(args.cbg_scale)
     remasking = _remasking(args.remask)
     interval = _interval(args.guidance_interval)
     device = resolve_device(None)
@@ -304,7 +332,7 @@ def evaluate_main(argv: list[str]) -> int:
             n=args.n,
             seed=args.seed,
             steps=steps,
-            guidance_scale=args.guidance_scale,
+            guidance_scale=scale,
             fcd=not args.no_fcd,
             settings=settings,
             cbg_scale=args.cbg_scale,
@@ -321,11 +349,69 @@ def evaluate_main(argv: list[str]) -> int:
     return 0
 
 
+def _calibrate_parser() -> argparse.ArgumentParser:
+    p = ArgumentParser(
+        prog="guide-gen molecules calibrate",
+        description="Measure a checkpoint's unguided property statistics and store its auto guidance-scale rule "
+        "in its model.json.",
+    )
+    p.add_argument("--checkpoint", default=None, help="checkpoint folder (default: the shipped model)")
+    p.add_argument("--model", choices=MODELS, default=DEFAULT_MODEL)
+    p.add_argument("--dataset", choices=DATASETS, default=DEFAULT_DATASET)
+    p.add_argument("--near-scale", type=float, default=DEFAULT_SCALE, help="D-CFG scale of near targets")
+    p.add_argument("--far-scale", type=float, required=True, help="D-CFG scale when some target is far")
+    p.add_argument(
+        "--far-share",
+        type=float,
+        default=FAR_SHARE,
+        help=f"a target is far when fewer than this share of unguided molecules meet it (default {FAR_SHARE:g})",
+    )
+    p.add_argument("-n", type=int, default=1024, help="unguided samples (default 1024)")
+    p.add_argument("--seed", type=int, default=1, help="sampler seed (default 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def calibrate_main(argv: list[str]) -> int:
+    args = _calibrate_parser().parse_args(argv)
+    _positive("-n", args.n)
+    for name in ("near_scale", "far_scale"):
+        value = getattr(args, name)
+        if not (value >= 0 and math.isfinite(value)):
+            raise UsageError(f"--{name.replace('_', '-')} must be a number >= 0, got {value}")
+    if not 0 < args.far_share <= 1:
+        raise UsageError(f"--far-share must be a share in (0, 1], got {args.far_share}")
+    try:
+        path = Path(args.checkpoint) if args.checkpoint else shipped_checkpoint(args.dataset, args.model)
+        model = load_model(path, device=resolve_device(None))
+        record = measure_record(
+            model,
+            near_scale=args.near_scale,
+            far_scale=args.far_scale,
+            far_share=args.far_share,
+            n=args.n,
+            seed=args.seed,
+            progress=not args.quiet,
+        )
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    write_record(model.path, record)
+    stats = ", ".join(f"{k} {record.means[k]:.3g} (sd {record.sds[k]:.3g})" for k in record.means)
+    print(
+        f"{model.path}: {record.valid} of {record.n} unguided samples valid (seed {record.seed}, {record.steps} "
+        f"steps); means {stats}; auto scale {record.near_scale:g}, or {record.far_scale:g} for targets "
+        f"met by fewer than {record.far_share:.0%} of them that leave out their median; written to model.json"
+    )
+    return 0
+
+
 def main(argv: list[str]) -> int:
-    """Entry point registered as the ``molecules`` command (sub-actions: score, evaluate, bench-guidance,
-    check-regressor, release)."""
+    """Entry point registered as the ``molecules`` command (sub-actions: score, evaluate, calibrate,
+    bench-guidance, check-regressor, release)."""
     if argv and argv[0] == "score":
         return score_main(argv[1:])
+    if argv and argv[0] == "calibrate":
+        return calibrate_main(argv[1:])
     if argv and argv[0] == "evaluate":
         return evaluate_main(argv[1:])
     if argv and argv[0] == "bench-guidance":

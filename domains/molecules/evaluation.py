@@ -7,12 +7,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import pandas as pd
 import torch
 
 from classifiers import LoadedClassifier
-from domains.molecules.generate import Method, sample_molecules
+from domains.molecules.generate import Method, MoleculeSamples, sample_molecules
 from domains.molecules.metrics import MoleculeReport, evaluate
 from domains.molecules.reference import fcd_path, load_novelty
 from domains.molecules.report import samples_table, write_samples
@@ -78,12 +79,12 @@ def _file_name(label: str) -> str:
     return "_".join(name.split()) + ".csv"
 
 
-def _sample_to_csv(model: LoadedModel, csv: Path, targets: list[str], method: Method, **kw: object) -> float:
+def _sample_to_csv(model: LoadedModel, csv: Path, targets: list[str], method: Method, **kw: object) -> MoleculeSamples:
     samples = sample_molecules(model, targets=parse_targets(targets), method=method, **kw)  # type: ignore[arg-type]
     names = model.domain.property_names
     _, canonical, values = evaluate(samples.smiles, properties=names)
     write_samples(samples_table(samples.smiles, canonical, values, names), csv)
-    return samples.seconds
+    return samples
 
 
 def evaluate_model(
@@ -93,7 +94,7 @@ def evaluate_model(
     n: int = 512,
     seed: int = 0,
     steps: int = 64,
-    guidance_scale: float = 2.0,
+    guidance_scale: float | Literal["auto"] = "auto",
     cbg_scale: float | None = None,
     cbg_mode: str = "first-order",
     fcd: bool = True,
@@ -123,14 +124,13 @@ def evaluate_model(
         if all(x.name in names for x in parse_targets(t) if x.method != "cbg")
         and (has_regressor or all(x.method != "cbg" for x in parse_targets(t)))
     ]
-    cbg = guidance_scale if cbg_scale is None else cbg_scale
     common = {
         "n": n,
         "seed": seed,
         "steps": steps,
         "batch_size": batch_size,
         "guidance_scale": guidance_scale,
-        "cbg_scale": cbg,
+        "cbg_scale": cbg_scale,
         "cbg_mode": cbg_mode,
         "temperature": temperature,
         "classifier": classifier,
@@ -138,27 +138,27 @@ def evaluate_model(
         "remasking": remasking,
         "guidance_interval": guidance_interval,
     }
-    cfg = f"cfg g={guidance_scale:g}" + (
-        f" on t in [{guidance_interval[0]:g}, {guidance_interval[1]:g}]" if guidance_interval else ""
-    )
+    interval = f" on t in [{guidance_interval[0]:g}, {guidance_interval[1]:g}]" if guidance_interval else ""
 
     unguided_csv = out_dir / "unguided.csv"
-    seconds = _sample_to_csv(model, unguided_csv, [], "none", **common)
+    samples = _sample_to_csv(model, unguided_csv, [], "none", **common)
     base = score_csv(unguided_csv, [], dataset, fcd=fcd)
-    rows = [_row("unguided", "none", base, seconds, unguided_csv)]
+    rows = [_row("unguided", "none", base, samples.seconds, unguided_csv)]
     for label, targets in chosen:
         csv = out_dir / _file_name(label)
-        seconds = _sample_to_csv(model, csv, targets, "cfg", **common)
+        samples = _sample_to_csv(model, csv, targets, "cfg", **common)
         guided = score_csv(csv, targets, dataset, fcd=fcd)
         reference = score_csv(unguided_csv, targets, dataset, fcd=False)
         methods = {x.method or "cfg" for x in parse_targets(targets)}
-        described = [cfg] * ("cfg" in methods) + [f"cbg ({cbg_mode}) g={cbg:g}"] * ("cbg" in methods)
+        described = [f"cfg g={samples.guidance_scale:g}{interval}"] * ("cfg" in methods) + [
+            f"cbg ({cbg_mode}) g={samples.cbg_scale:g}"
+        ] * ("cbg" in methods)
         rows.append(
             _row(
                 label,
                 " + ".join(described),
                 guided,
-                seconds,
+                samples.seconds,
                 csv,
                 target_shares={str(r.target): r.hit_rate for r in guided.targets},
                 unguided_shares={str(r.target): r.hit_rate for r in reference.targets},

@@ -13,6 +13,7 @@ import torch
 from classifiers import LoadedClassifier, gaussian_target, load_classifier
 from domains.molecules.domain import MoleculeDomain
 from domains.molecules.properties import get_property, parse_molecule
+from domains.molecules.scales import DEFAULT_SCALE, ScaleChoice, auto_scale, guidance_record
 from domains.molecules.targets import Target
 from guided_diffusion.conditioning import Condition
 from guided_diffusion.guidance import (
@@ -118,6 +119,31 @@ class MoleculeSamples:
     rounds: int
     steps: int
     ended_early: int = 0
+    guidance_scale: float = DEFAULT_SCALE
+    cbg_scale: float = DEFAULT_SCALE
+    scale_reason: str = ""
+
+
+def resolve_scales(
+    model: LoadedModel,
+    targets: list[Target],
+    *,
+    method: Method,
+    guidance_scale: float | Literal["auto"],
+    cbg_scale: float | None = None,
+) -> tuple[ScaleChoice, float]:
+    """The D-CFG scale (``auto``: the model's guidance record decides, see :mod:`domains.molecules.scales`)
+    and the D-CBG scale (``cbg_scale``, else a numeric ``guidance_scale``, else :data:`DEFAULT_SCALE`).
+
+    Raises:
+        ValueError: for a malformed guidance record or a scale that is neither ``auto`` nor a number >= 0.
+    """
+    if guidance_scale == "auto":
+        choice = auto_scale(targets, guidance_record(model.meta), method=method)
+        return choice, DEFAULT_SCALE if cbg_scale is None else cbg_scale
+    if isinstance(guidance_scale, str) or not guidance_scale >= 0:
+        raise ValueError(f"guidance scale must be auto or a number >= 0, got {guidance_scale!r}")
+    return ScaleChoice(float(guidance_scale), "given"), float(guidance_scale) if cbg_scale is None else cbg_scale
 
 
 def default_classifier(model: LoadedModel) -> Path:
@@ -205,7 +231,7 @@ def sample_molecules(
     n: int,
     targets: list[Target] | None = None,
     method: Method = "cfg",
-    guidance_scale: float = 2.0,
+    guidance_scale: float | Literal["auto"] = "auto",
     steps: int = 64,
     seed: int = 0,
     batch_size: int = 256,
@@ -229,7 +255,8 @@ def sample_molecules(
         n: number of samples (with ``until_valid``: number of valid molecules wanted).
         targets: property targets (scored always; guided toward unless ``method="none"``).
         method: default guidance of the targets: ``cfg``, ``cbg`` (noisy regressor) or ``none``.
-        guidance_scale: gamma.
+        guidance_scale: gamma of D-CFG, or ``auto``: the model's guidance record picks it for the targets
+            (:func:`resolve_scales`; 2 for models without one).
         steps: reverse steps.
         seed: sampler seed.
         batch_size: rows per network batch.
@@ -240,7 +267,7 @@ def sample_molecules(
         cbg_mode: ``exact`` or ``first-order``.
         top_k: exact D-CBG: candidates per position.
         template: infilling template (SMILES models): ``?`` marks an open token, positions after it are open.
-        cbg_scale: guidance scale of D-CBG terms (default: ``guidance_scale``).
+        cbg_scale: guidance scale of D-CBG terms (default: a numeric ``guidance_scale``, else 2).
         temperature: divides the denoiser's logits at every step (1 = the model as trained).
         autocast: run every network pass in this dtype (``torch.bfloat16``; None = fp32).
         remasking: masked models only: the ReMDM reverse step (None: MDLM's).
@@ -249,15 +276,18 @@ def sample_molecules(
     """
     if not isinstance(model.domain, MoleculeDomain):
         raise ValueError(f"{model.path} is not a molecule model (domain {model.meta['domain']['name']!r})")
+    choice, cbg = resolve_scales(
+        model, list(targets or []), method=method, guidance_scale=guidance_scale, cbg_scale=cbg_scale
+    )
     guidance = make_guidance(
         model,
         list(targets or []),
         method=method,
-        guidance_scale=guidance_scale,
+        guidance_scale=choice.scale,
         classifier=classifier,
         cbg_mode=cbg_mode,
         top_k=top_k,
-        cbg_scale=cbg_scale,
+        cbg_scale=cbg,
         guidance_interval=guidance_interval,
     )
     fixed_mask = fixed_tokens = None
@@ -287,7 +317,15 @@ def sample_molecules(
         valid = sum(parse_molecule(s) is not None for s in smiles)
         if not until_valid or valid >= n or rounds >= max_rounds:
             return MoleculeSamples(
-                smiles=smiles, seconds=seconds, nfe=nfe, rounds=rounds, steps=gen.steps, ended_early=ended_early
+                smiles=smiles,
+                seconds=seconds,
+                nfe=nfe,
+                rounds=rounds,
+                steps=gen.steps,
+                ended_early=ended_early,
+                guidance_scale=choice.scale,
+                cbg_scale=cbg,
+                scale_reason=choice.reason,
             )
 
 

@@ -17,6 +17,7 @@ from classifiers import LoadedClassifier, load_classifier
 from classifiers.cli import main as classifier_main
 from domains.molecules.cards import classifier_card, model_card, shown_path
 from domains.molecules.generate import CHECKPOINTS, DEFAULT_REMASKING, DEFAULT_STEPS, REMASK_STEPS
+from domains.molecules.scales import DEFAULT_SCALE, measure_record, write_record
 from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
 from guided_diffusion.cli.train_cmd import main as train_main
@@ -125,6 +126,13 @@ def denoiser_overrides(name: str, preset: str) -> list[str]:
     return [*PRESETS[preset]["denoiser"], *MODEL_OVERRIDES.get(preset, {}).get(name, [])]
 
 
+# shipped denoiser -> the D-CFG scale its ``auto`` rule gives targets far from its unguided molecules
+# (docs/molecules.md, "The auto guidance scale"); release measures its unguided statistics on
+# 2n samples of seed 1. Models not named here keep the fixed default scale.
+FAR_SCALES: dict[str, float] = {"moses_udlm": 8.0}
+CALIBRATION_SEED = 1
+
+
 # the largest weights (MiB, all safetensors files of the folder) that ``--ship`` copies into the package
 SHIP_LIMIT_MIB = {"denoiser": 8.0, "classifier": 6.0}
 # masked models' cards measure the MDLM step and the remasking sampler, their default (ReMDM cap, 128 steps)
@@ -203,6 +211,25 @@ def _ship(folder: Path, name: str) -> Path:
     return target
 
 
+def _calibrate(name: str, folder: Path, n: int) -> str:
+    """Write the auto-scale record of a denoiser that :data:`FAR_SCALES` names (from ``2 n`` unguided samples).
+
+    Returns a note for the release's status: empty, or why the model was left without a record (its
+    ``auto`` scale is then the fixed default)."""
+    if name not in FAR_SCALES:
+        return ""
+    model = load_model(folder, device=resolve_device(None))
+    try:
+        record = measure_record(
+            model, near_scale=DEFAULT_SCALE, far_scale=FAR_SCALES[name], n=2 * n, seed=CALIBRATION_SEED
+        )
+    except ValueError as err:
+        write_record(folder, None)
+        return f" (no auto-scale record: {err})"
+    write_record(folder, record)
+    return ""
+
+
 def release(
     names: list[str],
     *,
@@ -212,12 +239,16 @@ def release(
     max_minutes: float | None,
     partial: bool = False,
     train: bool = True,
+    cards_only: bool = False,
     n: int,
     extra: list[str],
 ) -> dict[str, str]:
     """Train (resuming) and export each denoiser, then each classifier (against the exported or shipped
     denoiser), then evaluate every denoiser (with D-CBG settings where its regressor exists) and write the
-    model cards. Returns name -> status."""
+    model cards. Returns name -> status.
+
+    ``cards_only``: the shipped denoisers among ``names`` are measured again where they lie (auto-scale
+    record, evaluation, card); nothing is trained, exported, copied, and classifiers are left alone."""
     from domains.molecules.evaluation import SETTINGS, evaluate_model, format_table
 
     limit = [] if max_minutes is None else [f"trainer.max_minutes={max_minutes}"]
@@ -225,7 +256,12 @@ def release(
     notes: dict[str, str] = {}  # per exported denoiser: why it was not shipped, or empty
     exported: dict[str, Path] = {}
     regressors: dict[str, Path] = {}  # denoiser -> the regressor exported for it in this run
-    for name in [m for m in names if m in MODELS]:
+    for name in [m for m in names if m in MODELS and cards_only]:
+        exported[name] = CHECKPOINTS / name
+        if not (exported[name] / "model.json").is_file():
+            raise UsageError(f"no shipped {name} to measure; ship it first (release --ship)")
+        notes[name] = _calibrate(name, exported[name], n)
+    for name in [m for m in names if m in MODELS and not cards_only]:
         overrides = denoiser_overrides(name, preset)
         chain = stages(name, preset)
         reason, previous = None, None
@@ -244,14 +280,16 @@ def release(
             status[name] = reason
             continue
         exported[name] = export_model(run_dir / "checkpoint", run_dir / "shipped")
+        calibration = _calibrate(name, exported[name], n)
         # a card from the start, so that an interrupted evaluation never leaves undocumented weights behind
         atomic_write_text(
             exported[name] / "MODEL_CARD.md",
             model_card(name, exported[name], _recipe(preset, name, extra), None, n=n, chain=stages(name, preset)),
         )
         exported[name], notes[name] = _ship_within_limit(exported[name], name, "denoiser", ship=ship)
+        notes[name] += calibration
         status[name] = f"trained: {exported[name]}"
-    for name in [m for m in names if m in CLASSIFIERS]:
+    for name in [m for m in names if m in CLASSIFIERS and not cards_only]:
         base = CLASSIFIERS[name]
         denoiser = exported.get(base, CHECKPOINTS / base)
         if not (denoiser / "model.json").is_file():
@@ -370,6 +408,12 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="export what the runs hold now without training (safe while another process trains them)",
     )
+    p.add_argument(
+        "--cards-only",
+        action="store_true",
+        help="measure the shipped denoisers again where they lie (auto-scale record, evaluation, model card); "
+        "nothing is trained or copied",
+    )
     p.add_argument("--max-minutes", type=float, default=None, help="training time per model in this call")
     p.add_argument("-n", type=int, default=512, help="samples per evaluation setting")
     p.add_argument("overrides", nargs="*", help="extra Hydra overrides for every model")
@@ -378,6 +422,10 @@ def main(argv: list[str]) -> int:
     unknown = sorted(set(names) - set(MODELS) - set(CLASSIFIERS))
     if unknown:
         raise UsageError(f"unknown models {unknown}; allowed: {', '.join([*MODELS, *CLASSIFIERS])}")
+    if args.cards_only and (args.ship or args.partial or args.no_train or args.max_minutes is not None):
+        raise UsageError(
+            "--cards-only measures what is shipped; it takes no --ship, --partial, --no-train or --max-minutes"
+        )
     status = release(
         names,
         preset=args.preset,
@@ -386,6 +434,7 @@ def main(argv: list[str]) -> int:
         max_minutes=args.max_minutes,
         partial=args.partial,
         train=not args.no_train,
+        cards_only=args.cards_only,
         n=args.n,
         extra=args.overrides,
     )

@@ -56,7 +56,7 @@ def test_the_molecules_command_guides_on_the_device(device, capsys):
     assert main([*base, "--model", "mdlm", "--target", "qed>=0.5", "--method", "cbg"]) == 0
     assert main([*base, "--template", "C1CC?C1", "--target", "rings=2"]) == 0
     out = capsys.readouterr().out
-    assert "D-CBG (exact) + D-CFG" in out and "D-CBG (first-order)" in out
+    assert "D-CBG (exact) scale 2 + D-CFG scale 2" in out and "D-CBG (first-order)" in out
 
 
 @pytest.mark.parametrize("device", DEVICES)

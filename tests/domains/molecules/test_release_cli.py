@@ -6,26 +6,20 @@ import pandas as pd
 import pytest
 import torch
 
+from domains.molecules import release as release_module
+from domains.molecules.scales import guidance_record
 from guided_diffusion.cli.main import main
+from guided_diffusion.training.checkpoint import read_json
 
 
 @pytest.fixture(scope="module")
 def tiny_release(tmp_path_factory, data_dir):
     runs = tmp_path_factory.mktemp("release")
-    code = main(
-        [
-            "molecules",
-            "release",
-            "--preset",
-            "tiny",
-            "--runs-dir",
-            str(runs),
-            "--models",
-            "qm9_udlm,qm9_udlm_regressor",
-            "-n",
-            "8",
-        ]
-    )
+    argv = ["molecules", "release", "--preset", "tiny", "--runs-dir", str(runs)]
+    # the release measures the auto scale's unguided statistics of the models given a far scale
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(release_module, "FAR_SCALES", {"qm9_udlm": 6.0})
+        code = main([*argv, "--models", "qm9_udlm,qm9_udlm_regressor", "-n", "8"])
     assert code == 0
     # qm9_udlm is trained in five stages, each continuing the one before; the last is the one exported
     return runs / "qm9_udlm_positions_continued2"
@@ -41,8 +35,35 @@ def test_tiny_release_trains_exports_evaluates_and_documents(tiny_release):
     # the card's validation is guide-gen validate's (comparable across checkpoints), not the training log's
     assert "`guide-gen validate <this folder> --seeds 0,1`: every validation molecule" in card
     assert (tiny_release / "evaluation" / "evaluation.json").is_file()
+    record = guidance_record(read_json(shipped, "model"))
+    assert record is not None and record.far_scale == 6.0 and record.n == 16 and record.seed == 1
+    assert "- **Guidance scale** (`--guidance-scale auto`, the default): 2, or 6 when" in card
     regressor_card = (tiny_release.parent / "qm9_udlm_regressor" / "shipped" / "MODEL_CARD.md").read_text()
     assert "Validation RMSE" in regressor_card and "| qed |" in regressor_card
+
+
+def test_cards_only_measures_a_shipped_model_where_it_lies(tiny_release, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    shutil.copytree(tiny_release / "shipped", tmp_path / "checkpoints" / "qm9_udlm")
+    folder = tmp_path / "checkpoints" / "qm9_udlm"
+    (folder / "MODEL_CARD.md").write_text("old card\n")
+    weights = (folder / "model.safetensors").read_bytes()
+    monkeypatch.setattr(release_module, "CHECKPOINTS", tmp_path / "checkpoints")
+    monkeypatch.setattr(release_module, "FAR_SCALES", {"qm9_udlm": 4.0})
+    argv = ["molecules", "release", "--preset", "tiny", "--runs-dir", str(tmp_path / "runs"), "--models"]
+    assert main([*argv, "qm9_udlm,qm9_udlm_regressor", "--cards-only", "-n", "8"]) == 0
+    assert '"qm9_udlm": "done: ' in capsys.readouterr().out
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "| unguided | none |" in card and "2, or 4 when" in card
+    record = guidance_record(read_json(folder, "model"))
+    assert record is not None and record.far_scale == 4.0 and record.n == 16
+    assert (folder / "model.safetensors").read_bytes() == weights  # measured, not retrained
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["qm9_udlm_positions_continued2"]
+    assert main([*argv, "qm9_udlm", "--cards-only", "--ship"]) == 2
+    assert "--cards-only measures what is shipped" in capsys.readouterr().err
+    assert main([*argv, "qm9_mdlm", "--cards-only"]) == 2
+    assert "no shipped qm9_mdlm to measure" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -86,7 +107,9 @@ def test_the_autoregressive_baseline_releases_and_samples_one_token_per_step(tmp
     capsys.readouterr()
     argv = ["molecules", "--checkpoint", str(shipped), "--target", "rings=1", "-n", "4", "--steps", "64", "--quiet"]
     assert main(argv) == 0
-    assert "(SMILES, autoregressive noise), D-CFG, scale 2, 32 steps" in capsys.readouterr().out
+    assert "(SMILES, autoregressive noise), D-CFG scale 2 (auto: this model has no guidance record), 32 steps" in (
+        capsys.readouterr().out
+    )
 
 
 def test_molecules_command_writes_csv_and_sdf(tiny_release, tmp_path, capsys):
@@ -194,7 +217,7 @@ def test_classifier_guidance_and_templates_in_the_molecules_command(tiny_release
         main([*base, "--target", "qed>=0.5@cbg", "--target", "rings=1@cfg", "--cbg-mode", "exact", "--top-k", "2"]) == 0
     )
     out = capsys.readouterr().out
-    assert "D-CBG (first-order)" in out and "D-CBG (exact) + D-CFG" in out
+    assert "D-CBG (first-order)" in out and "D-CBG (exact) scale 2 + D-CFG scale " in out
     assert main([*base, "--template", "C1CC?C1", "--out", "/dev/null"]) == 0
     assert main([*base, "--template", "C1CC?C1"]) == 0
 

@@ -364,7 +364,8 @@ def _calibrate_parser() -> argparse.ArgumentParser:
         "--far-share",
         type=float,
         default=FAR_SHARE,
-        help=f"a target is far when fewer than this share of unguided molecules meet it (default {FAR_SHARE:g})",
+        help=f"a target is far when fewer than this share of unguided molecules meet it and their median does "
+        f"not (default {FAR_SHARE:g})",
     )
     p.add_argument("-n", type=int, default=1024, help="unguided samples (default 1024)")
     p.add_argument("--seed", type=int, default=1, help="sampler seed (default 1)")

@@ -148,9 +148,10 @@ def _scale(text: str) -> float | Literal["auto"]:
     return value
 
 
-def _cbg_scale(value: float | None) -> None:
+def _scale_number(flag: str, value: float | None) -> None:
+    """A numeric scale option (None = not given) must be finite and >= 0."""
     if value is not None and not (value >= 0 and math.isfinite(value)):
-        raise UsageError(f"--cbg-scale must be a number >= 0, got {value}")
+        raise UsageError(f"{flag} must be a number >= 0, got {value}")
 
 
 def describe_guidance(
@@ -172,7 +173,7 @@ def generate_main(argv: list[str]) -> int:
         if getattr(args, name) is not None:
             _positive(f"--{name.replace('_', '-')}" if name != "n" else "-n", getattr(args, name))
     scale = _scale(args.guidance_scale)
-    _cbg_scale(args.cbg_scale)
+    _scale_number("--cbg-scale", args.cbg_scale)
     _temperature(args.temperature)
     remasking = _remasking(args.remask)
     interval = _interval(args.guidance_interval)
@@ -310,7 +311,7 @@ def evaluate_main(argv: list[str]) -> int:
             _positive(f"--{name}" if name != "n" else "-n", getattr(args, name))
     _temperature(args.temperature)
     scale = _scale(args.guidance_scale)
-    _cbg_scale(args.cbg_scale)
+    _scale_number("--cbg-scale", args.cbg_scale)
     remasking = _remasking(args.remask)
     interval = _interval(args.guidance_interval)
     device = resolve_device(None)
@@ -376,10 +377,8 @@ def _calibrate_parser() -> argparse.ArgumentParser:
 def calibrate_main(argv: list[str]) -> int:
     args = _calibrate_parser().parse_args(argv)
     _positive("-n", args.n)
-    for name in ("near_scale", "far_scale"):
-        value = getattr(args, name)
-        if not (value >= 0 and math.isfinite(value)):
-            raise UsageError(f"--{name.replace('_', '-')} must be a number >= 0, got {value}")
+    _scale_number("--near-scale", args.near_scale)
+    _scale_number("--far-scale", args.far_scale)
     if not 0 < args.far_share <= 1:
         raise UsageError(f"--far-share must be a share in (0, 1], got {args.far_share}")
     try:

@@ -210,7 +210,9 @@ def main(argv: list[str]) -> int:
         first = args.first_seed or 0
         count = args.seeds if args.seeds is not None else len(settings.seeds)
         settings = BenchSettings(**{**asdict(settings), "seeds": tuple(range(first, first + count))})
-    if args.threads:
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UsageError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     csv = out / "results.csv"

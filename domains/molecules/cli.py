@@ -169,7 +169,7 @@ def describe_guidance(
 def generate_main(argv: list[str]) -> int:
     args = _generate_parser().parse_args(argv)
     targets = _targets(args.target)
-    for name in ("n", "steps", "batch_size"):
+    for name in ("n", "steps", "batch_size", "top_k"):
         if getattr(args, name) is not None:
             _positive(f"--{name.replace('_', '-')}" if name != "n" else "-n", getattr(args, name))
     scale = _scale(args.guidance_scale)

@@ -329,7 +329,11 @@ def test_first_seed_numbers_the_seeds_of_a_sweep(extra, seeds, tmp_path, monkeyp
     assert seen == [seeds]
 
 
-def test_a_negative_first_seed_is_a_usage_error(tmp_path, capsys):
-    assert main(["bench", "molecules", "--out", str(tmp_path), "--first-seed", "-1"]) == 2
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [(["--first-seed", "-1"], "--first-seed must be >= 0"), (["--threads", "0"], "--threads must be >= 1")],
+)
+def test_bad_sweep_numbers_are_usage_errors(tmp_path, capsys, extra, needle):
+    assert main(["bench", "molecules", "--out", str(tmp_path), *extra]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "--first-seed must be >= 0" in err
+    assert len(err.splitlines()) == 1 and needle in err

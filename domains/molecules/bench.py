@@ -3,12 +3,12 @@ model (default: the shipped QM9 UDLM, the paper's QM9 length), measured side by 
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
 
 from classifiers import load_classifier
+from domains.molecules.cli import check_positive, check_scale
 from domains.molecules.generate import (
     DATASETS,
     MODELS,
@@ -70,12 +70,10 @@ def main(argv: list[str]) -> int:
     )
     args = p.parse_args(argv)
     for flag, value in (("-n", args.n), ("--steps", args.steps), ("--repeats", args.repeats), ("--top-k", args.top_k)):
-        if value < 1:
-            raise UsageError(f"{flag} must be >= 1, got {value}")
-    if args.threads is not None and args.threads < 1:
-        raise UsageError(f"--threads must be >= 1, got {args.threads}")
-    if not (args.guidance_scale >= 0 and math.isfinite(args.guidance_scale)):
-        raise UsageError(f"--guidance-scale must be a number >= 0, got {args.guidance_scale}")
+        check_positive(flag, value)
+    if args.threads is not None:
+        check_positive("--threads", args.threads)
+    check_scale("--guidance-scale", args.guidance_scale)
     modes = list(dict.fromkeys(x.strip() for x in args.passes.split(",")))
     if not modes or any(m not in ("sliced", "whole") for m in modes):
         raise UsageError(f"--passes takes sliced, whole or both comma-separated, got {args.passes!r}")

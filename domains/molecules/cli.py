@@ -110,7 +110,8 @@ def _targets(texts: list[str]) -> list[Target]:
         raise UsageError(str(err)) from None
 
 
-def _positive(name: str, value: int) -> None:
+def check_positive(name: str, value: int) -> None:
+    """A count option must be >= 1."""
     if value < 1:
         raise UsageError(f"{name} must be >= 1, got {value}")
 
@@ -148,7 +149,7 @@ def _scale(text: str) -> float | Literal["auto"]:
     return value
 
 
-def _scale_number(flag: str, value: float | None) -> None:
+def check_scale(flag: str, value: float | None) -> None:
     """A numeric scale option (None = not given) must be finite and >= 0."""
     if value is not None and not (value >= 0 and math.isfinite(value)):
         raise UsageError(f"{flag} must be a number >= 0, got {value}")
@@ -171,9 +172,9 @@ def generate_main(argv: list[str]) -> int:
     targets = _targets(args.target)
     for name in ("n", "steps", "batch_size", "top_k"):
         if getattr(args, name) is not None:
-            _positive(f"--{name.replace('_', '-')}" if name != "n" else "-n", getattr(args, name))
+            check_positive(f"--{name.replace('_', '-')}" if name != "n" else "-n", getattr(args, name))
     scale = _scale(args.guidance_scale)
-    _scale_number("--cbg-scale", args.cbg_scale)
+    check_scale("--cbg-scale", args.cbg_scale)
     _temperature(args.temperature)
     remasking = _remasking(args.remask)
     interval = _interval(args.guidance_interval)
@@ -308,10 +309,10 @@ def evaluate_main(argv: list[str]) -> int:
     args = _evaluate_parser().parse_args(argv)
     for name in ("n", "steps"):
         if getattr(args, name) is not None:
-            _positive(f"--{name}" if name != "n" else "-n", getattr(args, name))
+            check_positive(f"--{name}" if name != "n" else "-n", getattr(args, name))
     _temperature(args.temperature)
     scale = _scale(args.guidance_scale)
-    _scale_number("--cbg-scale", args.cbg_scale)
+    check_scale("--cbg-scale", args.cbg_scale)
     remasking = _remasking(args.remask)
     interval = _interval(args.guidance_interval)
     device = resolve_device(None)
@@ -376,9 +377,9 @@ def _calibrate_parser() -> argparse.ArgumentParser:
 
 def calibrate_main(argv: list[str]) -> int:
     args = _calibrate_parser().parse_args(argv)
-    _positive("-n", args.n)
-    _scale_number("--near-scale", args.near_scale)
-    _scale_number("--far-scale", args.far_scale)
+    check_positive("-n", args.n)
+    check_scale("--near-scale", args.near_scale)
+    check_scale("--far-scale", args.far_scale)
     if not 0 < args.far_share <= 1:
         raise UsageError(f"--far-share must be a share in (0, 1], got {args.far_share}")
     try:

@@ -75,6 +75,7 @@ def save_checkpoint(
         for stem, data in meta.items():
             (tmp / f"{stem}.json").write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
         for child in tmp.iterdir():
+            child.chmod(creation_mode())  # safetensors writes its files owner-only
             with open(child, "rb") as handle:
                 os.fsync(handle.fileno())
         old = directory.with_name(f".{directory.name}.old")

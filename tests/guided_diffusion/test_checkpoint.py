@@ -78,6 +78,7 @@ def test_atomic_outputs_get_the_permissions_of_a_plain_write(tmp_path):
     assert (tmp_path / "s.csv").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "c").stat().st_mode & 0o777 == 0o755
     assert (tmp_path / "c" / "m.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "c" / "m.safetensors").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "private.txt").stat().st_mode & 0o777 == 0o600
 
 

@@ -74,8 +74,9 @@ def save_checkpoint(
             save_file({k: v.detach().contiguous().cpu() for k, v in group.items()}, str(tmp / f"{stem}.safetensors"))
         for stem, data in meta.items():
             (tmp / f"{stem}.json").write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        mode = creation_mode()
         for child in tmp.iterdir():
-            child.chmod(creation_mode())  # safetensors writes its files owner-only
+            child.chmod(mode)  # safetensors writes its files owner-only
             with open(child, "rb") as handle:
                 os.fsync(handle.fileno())
         old = directory.with_name(f".{directory.name}.old")

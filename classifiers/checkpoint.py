@@ -13,7 +13,13 @@ from classifiers.network import ClassifierConfig, NoisyClassifier
 from classifiers.pipeline import denoiser_identity
 from guided_diffusion.pipeline import LoadedModel
 from guided_diffusion.processes import DiffusionProcess, process_from_json
-from guided_diffusion.training.checkpoint import CheckpointError, read_json, read_tensors, resolve_checkpoint
+from guided_diffusion.training.checkpoint import (
+    CheckpointError,
+    read_json,
+    read_tensors,
+    require_kind,
+    resolve_checkpoint,
+)
 
 
 @dataclass
@@ -45,8 +51,7 @@ def load_classifier(
     """
     path = resolve_checkpoint(path)
     meta = read_json(path, "model")
-    if meta.get("kind") != "classifier":
-        raise CheckpointError(f"{path} holds a {meta.get('kind')!r}, not a classifier")
+    require_kind(meta, path, "classifier")
     try:
         cfg = ClassifierConfig(**{**meta["classifier"], "output_names": tuple(meta["classifier"]["output_names"])})
         trained_for = process_from_json(meta["process"])

@@ -25,6 +25,7 @@ from guided_diffusion.training.checkpoint import (
     CheckpointError,
     read_json,
     read_tensors,
+    require_kind,
     resolve_checkpoint,
     save_checkpoint,
 )
@@ -174,8 +175,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Loade
     """
     path = resolve_checkpoint(path)
     meta = read_json(path, "model")
-    if meta.get("kind") != "denoiser":
-        raise CheckpointError(f"{path} holds a {meta.get('kind')!r}, not a denoiser")
+    require_kind(meta, path, "denoiser")
     if int(meta.get("format_version", 0)) > FORMAT_VERSION:
         raise CheckpointError(f"{path} was written by a newer guide-gen (format {meta['format_version']})")
     try:

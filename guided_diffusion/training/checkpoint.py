@@ -131,6 +131,19 @@ def read_json(directory: str | os.PathLike[str], stem: str) -> dict[str, Any]:
     return data
 
 
+def require_kind(meta: dict[str, Any], directory: str | os.PathLike[str], kind: str) -> None:
+    """Check that a checkpoint's ``model.json`` says it holds a ``kind`` (denoiser or classifier).
+
+    Raises:
+        CheckpointError: naming the missing field or the kind the folder holds instead.
+    """
+    found = meta.get("kind")
+    if found is None:
+        raise CheckpointError(f'{directory}/model.json has no "kind" field; expected "kind": "{kind}"')
+    if found != kind:
+        raise CheckpointError(f"{directory} holds a {found!r}, not a {kind}")
+
+
 def read_tensors(directory: str | os.PathLike[str], stem: str, *, device: str = "cpu") -> dict[str, torch.Tensor]:
     """Read ``<stem>.safetensors`` from a checkpoint directory (never unpickles).
 

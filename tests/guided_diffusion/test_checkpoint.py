@@ -12,6 +12,7 @@ from guided_diffusion.training.checkpoint import (
     atomic_write_text,
     read_json,
     read_tensors,
+    require_kind,
     resolve_checkpoint,
     save_checkpoint,
 )
@@ -48,6 +49,14 @@ def test_missing_and_corrupt_files_raise_checkpoint_errors(tmp_path):
     (tmp_path / "c" / "model.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="not valid JSON"):
         read_json(tmp_path / "c", "model")
+
+
+def test_a_checkpoint_of_the_wrong_kind_or_none_is_named():
+    require_kind({"kind": "denoiser"}, "ck", "denoiser")
+    with pytest.raises(CheckpointError, match=r"ck holds a 'classifier', not a denoiser"):
+        require_kind({"kind": "classifier"}, "ck", "denoiser")
+    with pytest.raises(CheckpointError, match=r'ck/model.json has no "kind" field; expected "kind": "classifier"'):
+        require_kind({}, "ck", "classifier")
 
 
 def test_atomic_write_text(tmp_path):

@@ -1,8 +1,8 @@
 """``guide-gen bench molecules``: the QM9 comparison of Schiff et al. (2025): autoregressive (CFG, FUDGE,
 PPLM), masked and uniform diffusion (D-CFG, exact and first-order D-CBG, NOS; masked D-CFG also with the
-ReMDM remasking step) over guidance scales, toward "above the 90th percentile" of QED and of ring count (and
-value targets), scored on 1,024 samples with T = 32 steps over several seeds. Writes results.csv, results.md
-and a plot."""
+ReMDM remasking step) over guidance scales, beside each model sampled unguided, toward "above the 90th
+percentile" of QED and of ring count (and value targets), scored on 1,024 samples with T = 32 steps over
+several seeds. Writes results.csv, results.md and a plot."""
 
 from __future__ import annotations
 
@@ -23,21 +23,25 @@ from domains.molecules.properties import compute_properties, get_property
 from domains.molecules.reference import load_novelty
 from domains.molecules.targets import Target
 from guided_diffusion.cli.devices import describe_device
-from guided_diffusion.guidance import ClassifierFreeGuidance, Guidance
+from guided_diffusion.guidance import ClassifierFreeGuidance, NoGuidance
 from guided_diffusion.guidance.hidden import HiddenStateGuidance
-from guided_diffusion.pipeline import LoadedModel, generate, load_model
+from guided_diffusion.pipeline import Generation, LoadedModel, generate, load_model
 from guided_diffusion.processes import Remasking
 
-# method -> (model, guidance kind, classifier checkpoint suffix or None)
+# method -> (model, guidance kind, classifier checkpoint suffix or None); "none" is each model unguided, the
+# reference every guided row is read against (one run per target and seed, scale 0)
 METHODS: dict[str, tuple[str, str, str | None]] = {
+    "AR unguided": ("qm9_ar", "none", None),
     "AR CFG": ("qm9_ar", "cfg", None),
     "AR FUDGE": ("qm9_ar", "cbg-exact", "regressor"),
     "AR PPLM": ("qm9_ar", "hidden", "denoised_regressor"),
+    "MDLM unguided": ("qm9_mdlm", "none", None),
     "MDLM D-CFG": ("qm9_mdlm", "cfg", None),
     "MDLM D-CFG ReMDM": ("qm9_mdlm", "cfg", None),
     "MDLM D-CBG exact": ("qm9_mdlm", "cbg-exact", "regressor"),
     "MDLM D-CBG first-order": ("qm9_mdlm", "cbg-first-order", "regressor"),
     "MDLM NOS": ("qm9_mdlm", "hidden", "denoised_regressor"),
+    "UDLM unguided": ("qm9_udlm", "none", None),
     "UDLM D-CFG": ("qm9_udlm", "cfg", None),
     "UDLM D-CBG exact": ("qm9_udlm", "cbg-exact", "regressor"),
     "UDLM D-CBG first-order": ("qm9_udlm", "cbg-first-order", "regressor"),
@@ -83,6 +87,8 @@ def resolve_target(spec: str, model: LoadedModel) -> Target:
 
 def _guidance(kind: str, model: LoadedModel, target: Target, scale: float, classifier_dir: Path | None, top_k: int):
     device = next(model.denoiser.parameters()).device
+    if kind == "none":
+        return NoGuidance()
     if kind == "cfg":
         return ClassifierFreeGuidance(target_condition([target], model.domain, device), guidance_scale=scale)
     assert classifier_dir is not None
@@ -117,37 +123,16 @@ class BenchRow:
     seconds: float
 
 
-def run_one(
-    model: LoadedModel,
-    guidance: Guidance,
-    target: Target,
-    *,
-    samples: int,
-    steps: int,
-    seed: int,
-    batch_size: int,
-    remasking: Remasking | None = None,
-) -> tuple[int, int, int, float, float, float]:
-    """Sample (with the ReMDM step when ``remasking`` is given), then count valid / unique / novel molecules and
-    the novel molecules' property mean and hit rate."""
-    out = generate(
-        model,
-        num_samples=samples,
-        steps=steps,
-        guidance=guidance,
-        seed=seed,
-        batch_size=batch_size,
-        remasking=remasking,
-    )
-    seconds = out.seconds
-    canonical = [c for c in canonicalize(model.domain.tokenizer.decode(out.tokens)) if c]
+def score(model: LoadedModel, tokens: torch.Tensor, target: Target) -> tuple[int, int, int, float, float]:
+    """Valid / unique / novel counts of sampled tokens, and the novel molecules' property mean and hit rate."""
+    canonical = [c for c in canonicalize(model.domain.tokenizer.decode(tokens)) if c]
     unique = list(dict.fromkeys(canonical))
     reference = load_novelty("qm9")
     novel = [s for s, seen in zip(unique, reference.contains(unique), strict=True) if not seen] if reference else unique
     values = compute_properties(novel, [target.name])[:, 0] if novel else np.array([])
     mean = float(np.nanmean(values)) if len(values) else float("nan")
     hit = float(target.satisfied(values).mean()) if len(values) else float("nan")
-    return len(canonical), len(unique), len(novel), mean, hit, seconds
+    return len(canonical), len(unique), len(novel), mean, hit
 
 
 def run_benchmark(
@@ -163,6 +148,8 @@ def run_benchmark(
     (same target, method, scale, seed and samples) are kept, not rerun; ``on_row`` sees the whole table after
     every new row."""
     models: dict[str, LoadedModel] = {}
+    # unguided samples do not depend on the target: sampled once per model and seed, scored for every target
+    unguided: dict[tuple[str, int], Generation] = {}
     rows = [] if done is None else [BenchRow(**r) for r in done.to_dict("records")]
     finished = {(r.target, r.method, float(r.scale), int(r.seed), int(r.samples)) for r in rows}
     unknown = [m for m in settings.methods if m not in METHODS]
@@ -182,7 +169,7 @@ def run_benchmark(
                 models[name] = load_model(checkpoints / name, device=device)
             model = models[name]
             target = resolve_target(spec, model)
-            for scale in settings.scales:
+            for scale in (0.0,) if kind == "none" else settings.scales:
                 seeds = [
                     seed
                     for seed in settings.seeds
@@ -199,16 +186,21 @@ def run_benchmark(
                     settings.top_k,
                 )
                 for seed in seeds:
-                    valid, unique, novel, mean, hit, seconds = run_one(
-                        model,
-                        guidance,
-                        target,
-                        samples=settings.samples,
-                        steps=settings.steps,
-                        seed=seed,
-                        batch_size=settings.batch_size,
-                        remasking=REMASKING.get(method),
-                    )
+                    out = unguided.get((name, seed)) if kind == "none" else None
+                    if out is None:
+                        out = generate(
+                            model,
+                            num_samples=settings.samples,
+                            steps=settings.steps,
+                            guidance=guidance,
+                            seed=seed,
+                            batch_size=settings.batch_size,
+                            remasking=REMASKING.get(method),
+                        )
+                    if kind == "none":
+                        unguided[name, seed] = out
+                    valid, unique, novel, mean, hit = score(model, out.tokens, target)
+                    seconds = out.seconds
                     rows.append(
                         BenchRow(
                             str(target),
@@ -299,7 +291,8 @@ def to_markdown(summary: pd.DataFrame, settings: BenchSettings, device: str | to
 
 
 def plot(summary: pd.DataFrame, path: Path) -> None:
-    """Novel count against the novel molecules' mean property, one line per method, marker size = scale."""
+    """Novel count against the novel molecules' mean property, one line per method, marker size = scale; each
+    model's unguided run is a star."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -316,6 +309,9 @@ def plot(summary: pd.DataFrame, path: Path) -> None:
         part = summary[summary["target"] == target]
         for method, rows in part.groupby("method", sort=False):
             style, colour = styles.get(str(method).split()[0], "-"), colours[method]
+            if (rows["scale"] == 0).all():
+                ax.plot(rows["novel"], rows["novel_mean"], "*", markersize=12, color=colour, label=method)
+                continue
             ax.plot(rows["novel"], rows["novel_mean"], style, color=colour, alpha=0.8, label=method)
             ax.scatter(rows["novel"], rows["novel_mean"], s=12 * rows["scale"], color=colour, alpha=0.8)
         ax.set_xlabel("novel molecules")

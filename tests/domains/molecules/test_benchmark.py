@@ -56,7 +56,7 @@ def test_quick_benchmark_writes_every_method(tiny_checkpoints, tmp_path, capsys)
     assert code == 0
     frame = pd.read_csv(out / "results.csv")
     assert set(frame["method"]) == set(METHODS)
-    assert set(frame["scale"]) == {1.0, 3.0}
+    assert set(frame["scale"]) == {0.0, 1.0, 3.0}  # each model unguided at scale 0, the rest at 1 and 3
     assert (frame["valid"] <= 4).all() and (frame["novel"] <= frame["unique"]).all()
     table = (out / "results.md").read_text()
     assert all(f"| {m} |" in table for m in METHODS)
@@ -101,11 +101,12 @@ def test_resume_keeps_finished_rows_and_runs_the_rest(tiny_checkpoints, tmp_path
     base += ["--checkpoints", str(tiny_checkpoints)]
     assert main([*base, "--scales", "1"]) == 0
     first = pd.read_csv(out / "results.csv")
-    assert set(first["scale"]) == {1.0} and len(first) == len(METHODS)
+    assert set(first["scale"]) == {0.0, 1.0} and len(first) == len(METHODS)  # the unguided rows at 0
     assert main([*base, "--scales", "1,2", "--resume"]) == 0
     both = pd.read_csv(out / "results.csv")
-    assert len(both) == 2 * len(METHODS)
-    kept = both[both["scale"] == 1.0].reset_index(drop=True)
+    unguided = sum(kind == "none" for _, kind, _ in METHODS.values())
+    assert len(both) == 2 * len(METHODS) - unguided  # an unguided run has no scale to add
+    kept = both[both["scale"] < 2.0].reset_index(drop=True)
     pd.testing.assert_frame_equal(kept, first)  # the same rows, wall times included: not rerun
     # another target for two methods only, added to the same table
     assert main([*base, "--scales", "1", "--targets", "rings-class", "--methods", "AR CFG,UDLM D-CFG", "--resume"]) == 0
@@ -122,7 +123,7 @@ def test_resume_keeps_finished_rows_and_runs_the_rest(tiny_checkpoints, tmp_path
         (["--targets", "sa=2"], "conditioned on qed and rings only"),
         (["--targets", "logp-class"], "allowed: qed-class, rings-class"),
         (["--targets", "qed=1.5"], "qed"),
-        (["--methods", "AR CFG,AR GAN"], "--methods: unknown ['AR GAN']; allowed: AR CFG, AR FUDGE"),
+        (["--methods", "AR CFG,AR GAN"], "--methods: unknown ['AR GAN']; allowed: AR unguided, AR CFG"),
         (["--methods", ","], "--methods: unknown"),
     ],
 )
@@ -215,6 +216,45 @@ def test_the_remdm_row_samples_masked_diffusion_with_the_remasking_step_and_the_
     frame = benchmark.run_benchmark(settings, progress=lambda _: None)
     assert list(frame["method"]) == ["MDLM D-CFG", "MDLM D-CFG ReMDM"]
     assert seen == [None, DEFAULT_REMASKING]
+
+
+def test_each_model_runs_unguided_once_per_seed_at_scale_zero(monkeypatch, tmp_path):
+    """The unguided reference rows ignore the scales, sample without guidance, and sample once per seed for
+    every target (the shipped qm9_udlm, with sampling replaced by a recorder); the table and the plot take them
+    as they take any row."""
+    import torch
+
+    from domains.molecules import benchmark
+    from guided_diffusion.guidance import NoGuidance
+    from guided_diffusion.pipeline import Generation
+
+    seen: list[tuple[str, int]] = []
+
+    def record(model, *, num_samples, guidance, **kwargs):
+        seen.append((type(guidance).__name__, kwargs["seed"]))
+        tokens = torch.zeros(num_samples, model.denoiser.config.seq_len, dtype=torch.long)
+        return Generation(tokens=tokens, nfe=0, seconds=0.0, steps=kwargs["steps"])
+
+    monkeypatch.setattr(benchmark, "generate", record)
+    settings = benchmark.BenchSettings(
+        samples=2,
+        scales=(1.0, 5.0),
+        seeds=(0, 1),
+        targets=("qed-class", "rings-class"),
+        methods=("UDLM unguided", "UDLM D-CFG"),
+    )
+    frame = benchmark.run_benchmark(settings, progress=lambda _: None)
+    guided = [("UDLM D-CFG", g, s) for g in (1, 5) for s in (0, 1)]
+    runs = [("UDLM unguided", 0.0, 0), ("UDLM unguided", 0.0, 1), *guided]
+    assert list(zip(frame["method"], frame["scale"], frame["seed"], strict=True)) == runs + runs
+    assert frame["target"].str.startswith("qed").sum() == len(runs)
+    unguided = [(NoGuidance.__name__, 0), (NoGuidance.__name__, 1)]
+    # the second target scores the first target's unguided samples again and samples only the guided runs
+    assert seen[:2] == unguided and unguided[0] not in seen[2:] and len(seen) == 2 + 2 * 4
+    summary = benchmark.summarize(frame)
+    assert "| UDLM unguided | 0 | 0±0 |" in benchmark.to_markdown(summary, settings)
+    benchmark.plot(summary, tmp_path / "plot.png")
+    assert (tmp_path / "plot.png").stat().st_size > 1000
 
 
 def test_report_renders_the_rows_of_a_stopped_or_merged_sweep_and_runs_nothing(tmp_path, capsys):

@@ -250,3 +250,15 @@ def test_sampling_autocast_choices():
     assert sampling_autocast("auto", "cpu") in (None, torch.bfloat16)
     with pytest.raises(UsageError, match="allowed: fp32, bf16, auto"):
         sampling_autocast("fp16", "cpu")
+
+
+@pytest.mark.parametrize("threads, words", [(1, "CPU, 1 thread"), (2, "CPU, 2 threads")])
+def test_a_cpu_is_described_with_its_thread_count(threads, words):
+    from guided_diffusion.cli.devices import describe_device
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert describe_device("cpu").endswith(words)
+    finally:
+        torch.set_num_threads(before)

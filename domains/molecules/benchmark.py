@@ -18,7 +18,7 @@ from scipy.stats import t as student_t
 
 from classifiers import gaussian_target, load_classifier
 from domains.molecules.generate import CHECKPOINTS, DEFAULT_REMASKING, classifier_term, target_condition
-from domains.molecules.metrics import canonicalize
+from domains.molecules.metrics import NoveltyReference, canonicalize
 from domains.molecules.properties import compute_properties, get_property
 from domains.molecules.reference import load_novelty
 from domains.molecules.targets import Target
@@ -29,7 +29,7 @@ from guided_diffusion.pipeline import Generation, LoadedModel, generate, load_mo
 from guided_diffusion.processes import Remasking
 
 # method -> (model, guidance kind, classifier checkpoint suffix or None); "none" is each model unguided, the
-# reference every guided row is read against (one run per target and seed, scale 0)
+# reference every guided row is read against (one row per target and seed, at scale 0)
 METHODS: dict[str, tuple[str, str, str | None]] = {
     "AR unguided": ("qm9_ar", "none", None),
     "AR CFG": ("qm9_ar", "cfg", None),
@@ -123,11 +123,13 @@ class BenchRow:
     seconds: float
 
 
-def score(model: LoadedModel, tokens: torch.Tensor, target: Target) -> tuple[int, int, int, float, float]:
-    """Valid / unique / novel counts of sampled tokens, and the novel molecules' property mean and hit rate."""
+def score(
+    model: LoadedModel, tokens: torch.Tensor, target: Target, reference: NoveltyReference | None
+) -> tuple[int, int, int, float, float]:
+    """Valid / unique / novel counts of sampled tokens (novel: not in ``reference``, the training molecules;
+    all unique ones without it), and the novel molecules' property mean and hit rate."""
     canonical = [c for c in canonicalize(model.domain.tokenizer.decode(tokens)) if c]
     unique = list(dict.fromkeys(canonical))
-    reference = load_novelty("qm9")
     novel = [s for s, seen in zip(unique, reference.contains(unique), strict=True) if not seen] if reference else unique
     values = compute_properties(novel, [target.name])[:, 0] if novel else np.array([])
     mean = float(np.nanmean(values)) if len(values) else float("nan")
@@ -150,6 +152,7 @@ def run_benchmark(
     models: dict[str, LoadedModel] = {}
     # unguided samples do not depend on the target: sampled once per model and seed, scored for every target
     unguided: dict[tuple[str, int], Generation] = {}
+    reference = load_novelty("qm9")
     rows = [] if done is None else [BenchRow(**r) for r in done.to_dict("records")]
     finished = {(r.target, r.method, float(r.scale), int(r.seed), int(r.samples)) for r in rows}
     unknown = [m for m in settings.methods if m not in METHODS]
@@ -199,7 +202,7 @@ def run_benchmark(
                         )
                     if kind == "none":
                         unguided[name, seed] = out
-                    valid, unique, novel, mean, hit = score(model, out.tokens, target)
+                    valid, unique, novel, mean, hit = score(model, out.tokens, target, reference)
                     seconds = out.seconds
                     rows.append(
                         BenchRow(

@@ -9,7 +9,11 @@ With ``--first-order TARGET`` it also measures how well first-order D-CBG stands
 times t, for noised molecules, the correlation between the first-order and the exact log p(y | xt with one
 token changed) over every change the sampler's step could make, and the largest exact gain of one change.
 
+With ``--by OUTPUT`` it reads that output per group of molecules with like true values (is a regressor that
+reads one ring count well reading four rings as well?).
+
     guide-gen molecules check-regressor --samples runs/eval/unguided.csv --first-order qed=0.9
+    guide-gen molecules check-regressor --checkpoint domains/molecules/checkpoints/qm9_udlm --by rings
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from classifiers.objective import ClassifierObjective
 from domains.molecules.cli import read_smiles_csv
 from domains.molecules.domain import MoleculeDomain
 from domains.molecules.generate import classifier_term, default_classifier, shipped_checkpoint
-from domains.molecules.properties import compute_properties, parse_molecule
+from domains.molecules.properties import compute_properties, get_property, parse_molecule
 from domains.molecules.targets import Target, TargetError, parse_targets
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
 from guided_diffusion.guidance.base import GuidanceStep
@@ -33,6 +37,8 @@ from guided_diffusion.pipeline import LoadedModel, load_model
 from guided_diffusion.sampling.cache import DenoiserCache
 
 DEFAULT_BINS = "0,0.02,0.1,0.2,0.35,0.5"
+#: validation molecules that ``--by`` groups
+BY_MOLECULES = 4096
 
 
 def _bins(text: str) -> list[float]:
@@ -63,32 +69,70 @@ def _times(text: str) -> list[float]:
     return times
 
 
+def _clean_predictions(
+    regressor: torch.nn.Module, domain: MoleculeDomain, smiles: list[str], names: list[str]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True (RDKit) values, predicted means and predicted sds, ``[n, outputs]`` in property units, of the
+    regressor reading ``smiles`` clean (t = 0). Molecules the tokenizer cannot encode at the model's length
+    are left out."""
+    tokens, kept = domain.encode_filtered(smiles, what="molecules")
+    true = compute_properties([smiles[i] for i in kept], names)
+    with torch.no_grad():
+        out = regressor(tokens, torch.zeros(len(tokens)))
+    mean, std = (np.array([domain.normalizer[name][k] for name in names]) for k in (0, 1))
+    pred = out.mean.float().numpy() * std + mean
+    sd = np.exp(0.5 * out.log_var.float().numpy()) * std
+    return true, pred, sd
+
+
 def judge(
     regressor: torch.nn.Module, domain: MoleculeDomain, smiles: list[str], names: list[str]
 ) -> dict[str, dict[str, float]]:
     """Per output: true (RDKit) and predicted means, correlation, RMSE and mean predicted sd, in property
-    units, of the regressor reading ``smiles`` clean (t = 0). Molecules the tokenizer cannot encode at the
-    model's length are left out."""
-    tokens, kept = domain.encode_filtered(smiles, what="molecules")
-    kept_smiles = [smiles[i] for i in kept]
-    true = compute_properties(kept_smiles, names)
-    with torch.no_grad():
-        out = regressor(tokens, torch.zeros(len(tokens)))
+    units, of the regressor reading ``smiles`` clean (t = 0)."""
+    true, pred, sd = _clean_predictions(regressor, domain, smiles, names)
     result = {}
     for j, name in enumerate(names):
-        mean, std = domain.normalizer[name]
-        pred = out.mean[:, j].numpy() * std + mean
-        sd = float(np.exp(0.5 * out.log_var[:, j].numpy()).mean() * std)
-        y = true[:, j]
+        y, p = true[:, j], pred[:, j]
         result[name] = {
             "n": float(len(y)),
             "true_mean": float(y.mean()),
-            "predicted_mean": float(pred.mean()),
-            "correlation": float(np.corrcoef(pred, y)[0, 1]),
-            "rmse": float(np.sqrt(((pred - y) ** 2).mean())),
-            "predicted_sd": sd,
+            "predicted_mean": float(p.mean()),
+            "correlation": float(np.corrcoef(p, y)[0, 1]),
+            "rmse": float(np.sqrt(((p - y) ** 2).mean())),
+            "predicted_sd": float(sd[:, j].mean()),
         }
     return result
+
+
+def judge_by_value(
+    regressor: torch.nn.Module, domain: MoleculeDomain, smiles: list[str], names: list[str], by: str
+) -> list[tuple[str, dict[str, float]]]:
+    """The regressor's reading of output ``by`` at t = 0, per group of ``smiles`` with like true values: one
+    group per whole value of a count (rings), else one per fifth of the molecules. Per group: its label, and
+    n, true and predicted means, RMSE and mean predicted sd, in property units."""
+    true, pred, sd = _clean_predictions(regressor, domain, smiles, names)
+    j = names.index(by)
+    y, p, s = true[:, j], pred[:, j], sd[:, j]
+    if get_property(by).integer:
+        groups = [(f"{v:g}", y == v) for v in np.unique(y)]
+    else:
+        edges = np.quantile(y, np.linspace(0, 1, 6))
+        index = np.clip(np.searchsorted(edges, y, side="right") - 1, 0, 4)
+        groups = [(f"[{edges[k]:.3g}, {edges[k + 1]:.3g}]", index == k) for k in range(5) if (index == k).any()]
+    return [
+        (
+            label,
+            {
+                "n": float(inside.sum()),
+                "true_mean": float(y[inside].mean()),
+                "predicted_mean": float(p[inside].mean()),
+                "rmse": float(np.sqrt(((p[inside] - y[inside]) ** 2).mean())),
+                "predicted_sd": float(s[inside].mean()),
+            },
+        )
+        for label, inside in groups
+    ]
 
 
 def first_order_agreement(
@@ -156,6 +200,13 @@ def main(argv: list[str]) -> int:
     )
     p.add_argument("--first-order-molecules", type=int, default=8, help="molecules in that comparison (default 8)")
     p.add_argument("--first-order-times", default="0.05,0.3,0.6", help="times t of that comparison")
+    p.add_argument(
+        "--by",
+        default=None,
+        metavar="OUTPUT",
+        help=f"also read this output at t = 0 per group of like true values (whole counts, else fifths), on "
+        f"up to {BY_MOLECULES:,} validation molecules and the samples",
+    )
     args = p.parse_args(argv)
     bins = _bins(args.t_bins)
     target = _target(args.first_order) if args.first_order else None
@@ -179,8 +230,9 @@ def main(argv: list[str]) -> int:
             f"{path} is not a regressor reading xt (head {loaded.config.head}, reads {loaded.config.reads})"
         )
     names = list(loaded.config.output_names)
-    if target is not None and target.name not in names:
-        raise UsageError(f"{path} predicts {', '.join(names)}; it cannot judge {target.name!r}")
+    for wanted in (target.name if target else None, args.by):
+        if wanted is not None and wanted not in names:
+            raise UsageError(f"{path} predicts {', '.join(names)}; it cannot judge {wanted!r}")
     smiles: list[str] = []
     if args.samples:
         smiles = [s for s in read_smiles_csv(Path(args.samples)) if s and parse_molecule(s) is not None]
@@ -206,6 +258,18 @@ def main(argv: list[str]) -> int:
                 f"| {row['t']:g} | {row['n']:.0f} | {row['correlation']:.2f} | {row['best_gain']:.2f} | "
                 f"{row['current']:.2f} |"
             )
+    if args.by is not None:
+        groups = [("validation", model.domain.tokenizer.decode(val.tokens[:BY_MOLECULES]))]
+        groups += [("samples", smiles)] if smiles else []
+        print(f"\nClean molecules (t = 0) grouped by their true {args.by}, property units")
+        print("| inputs | true value | n | true mean | predicted mean | RMSE | predicted sd |")
+        print("|---|---|---|---|---|---|---|")
+        for label, group in groups:
+            for value, stats in judge_by_value(loaded.classifier, model.domain, group, names, args.by):
+                print(
+                    f"| {label} | {value} | {stats['n']:.0f} | {stats['true_mean']:.3f} | "
+                    f"{stats['predicted_mean']:.3f} | {stats['rmse']:.3f} | {stats['predicted_sd']:.3f} |"
+                )
     if not smiles:
         return 0
     reference = model.domain.tokenizer.decode(val.tokens[: len(smiles)])

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from domains.molecules.generate import CHECKPOINTS
+from domains.molecules.properties import compute_properties
 from domains.molecules.release import CLASSIFIERS, MODELS, SHIP_LIMIT_MIB
 from guided_diffusion.cli.main import main
 from guided_diffusion.pipeline import load_model
@@ -112,8 +113,16 @@ def test_check_regressor_scores_validation_and_sampled_molecules(tmp_path, capsy
     samples = tmp_path / "s.csv"
     pd.DataFrame({"smiles": ["CC1=CC=CC=C1O", "OCC1CC1", "not a molecule", "C1CC2CC1C2N"]}).to_csv(samples, index=False)
     argv = ["molecules", "check-regressor", "--checkpoint", str(CHECKPOINTS / "qm9_udlm"), "--t-bins", "0,0.1"]
-    assert main([*argv, "--samples", str(samples)]) == 0
+    assert main([*argv, "--samples", str(samples), "--by", "rings"]) == 0
     out = capsys.readouterr().out
+    grouped = [line.split("|")[1:-1] for line in out.splitlines() if line.count("|") == 8 and "---" not in line]
+    by_value = {(r[0].strip(), r[1].strip()): [float(x) for x in r[2:]] for r in grouped[1:]}
+    rings = compute_properties(["CC1=CC=CC=C1O", "OCC1CC1", "C1CC2CC1C2N"], ["rings"])[:, 0]
+    counts = {f"{v:g}": float((rings == v).sum()) for v in set(rings)}
+    assert {k[1]: v[0] for k, v in by_value.items() if k[0] == "samples"} == counts
+    for ring in ("0", "1", "2"):  # each group holds its own ring count, read about right at t = 0
+        n, true_mean, predicted_mean = by_value[("validation", ring)][:3]
+        assert n > 50 and true_mean == float(ring) and abs(predicted_mean - true_mean) < 0.5
     table = [line.split("|")[1:-1] for line in out.splitlines() if line.count("|") == 3 and "---" not in line]
     rmse = {name.strip(): float(value) for name, value in table[1:]}
     assert set(rmse) == {"qed", "rings"} and rmse["rings"] < 0.8  # clean ring counts are easy to read
@@ -123,8 +132,12 @@ def test_check_regressor_scores_validation_and_sampled_molecules(tmp_path, capsy
     assert int(by_group[("rings", "samples")][2]) == 3  # the invalid SMILES is left out
     assert float(by_group[("rings", "validation")][5]) > 0.5  # predicted and true ring counts correlate
     first = ["--first-order", "rings=3", "--first-order-molecules", "2", "--first-order-times", "0.3,0.9"]
-    assert main([*argv, *first]) == 0
+    assert main([*argv, *first, "--by", "qed"]) == 0
     out = capsys.readouterr().out
+    grouped = [line.split("|")[1:-1] for line in out.splitlines() if line.count("|") == 8 and "---" not in line]
+    fifths = [[float(x) for x in r[2:]] for r in grouped[1:]]
+    assert len(fifths) == 5 and max(f[0] for f in fifths) - min(f[0] for f in fifths) <= 2  # equal fifths
+    assert [f[1] for f in fifths] == sorted(f[1] for f in fifths)  # in order of the true QED
     assert "First-order vs exact D-CBG toward rings=3" in out
     rows = [line.split("|")[1:-1] for line in out.splitlines() if line.count("|") == 6 and "---" not in line]
     assert [r[0].strip() for r in rows[1:]] == ["0.3", "0.9"]
@@ -133,6 +146,7 @@ def test_check_regressor_scores_validation_and_sampled_molecules(tmp_path, capsy
     for bad, needle in (
         (["--first-order", "qed=2"], "impossible target"),
         (["--first-order", "sa<=3"], "cannot judge 'sa'"),
+        (["--by", "logp"], "cannot judge 'logp'"),
         (["--first-order", "qed=0.5", "--first-order-times", "0"], "--first-order-times must be"),
         (["--t-bins", "0.5,0.1"], "--t-bins must be increasing"),
         (["--samples", str(tmp_path / "missing.csv")], "no such file"),

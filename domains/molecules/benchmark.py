@@ -16,8 +16,14 @@ import pandas as pd
 import torch
 from scipy.stats import t as student_t
 
-from classifiers import gaussian_target, load_classifier
-from domains.molecules.generate import CHECKPOINTS, DEFAULT_REMASKING, classifier_term, target_condition
+from classifiers import load_classifier
+from domains.molecules.generate import (
+    CHECKPOINTS,
+    DEFAULT_REMASKING,
+    classifier_term,
+    regressor_target,
+    target_condition,
+)
 from domains.molecules.metrics import NoveltyReference, canonicalize
 from domains.molecules.properties import compute_properties, get_property
 from domains.molecules.reference import load_novelty
@@ -99,12 +105,7 @@ def _guidance(kind: str, model: LoadedModel, target: Target, scale: float, class
             classifier, target, model.domain, guidance_scale=scale, mode=mode, top_k=top_k if mode == "exact" else None
         )
     attribute = load_classifier(classifier_dir, denoiser=model, device=device)
-    names = list(attribute.classifier.config.output_names)
-    mean, std = model.domain.normalizer[target.name]
-    width = target.tolerance if target.tolerance > 0 else (0.5 if get_property(target.name).integer else 0.0)
-    log_likelihood = gaussian_target(
-        attribute.classifier, names.index(target.name), target.op, (target.value - mean) / std, half_width=width / std
-    )
+    log_likelihood = regressor_target(attribute.classifier, target, model.domain)
     return HiddenStateGuidance(model.denoiser, log_likelihood, guidance_scale=scale)
 
 

@@ -10,7 +10,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from classifiers import LoadedClassifier, gaussian_target, load_classifier
+from classifiers import LoadedClassifier, NoisyClassifier, gaussian_target, load_classifier
 from domains.molecules.domain import MoleculeDomain
 from domains.molecules.properties import get_property, parse_molecule
 from domains.molecules.scales import DEFAULT_SCALE, ScaleChoice, auto_scale, guidance_record
@@ -22,6 +22,7 @@ from guided_diffusion.guidance import (
     ClassifierGuidance,
     ComposedGuidance,
     Guidance,
+    LogLikelihood,
     NoGuidance,
 )
 from guided_diffusion.pipeline import LoadedModel, generate
@@ -169,12 +170,20 @@ def classifier_term(
         raise ValueError(
             f"the noisy regressor predicts {', '.join(names)}; {target.name!r} cannot be targeted with @cbg"
         )
+    log_likelihood = regressor_target(classifier.classifier, target, domain)
+    return ClassifierGuidance(log_likelihood, guidance_scale=guidance_scale, mode=mode, top_k=top_k)
+
+
+def regressor_target(regressor: NoisyClassifier, target: Target, domain: MoleculeDomain) -> LogLikelihood:
+    """``log p(target met | input)`` from a regressor of normalised property values: a window of the
+    target's tolerance (half a unit for a count given without one), a threshold, or the density of a bare
+    value."""
+    names = list(regressor.config.output_names)
     mean, std = domain.normalizer[target.name]
     width = target.tolerance if target.tolerance > 0 else (0.5 if get_property(target.name).integer else 0.0)
-    log_likelihood = gaussian_target(
-        classifier.classifier, names.index(target.name), target.op, (target.value - mean) / std, half_width=width / std
+    return gaussian_target(
+        regressor, names.index(target.name), target.op, (target.value - mean) / std, half_width=width / std
     )
-    return ClassifierGuidance(log_likelihood, guidance_scale=guidance_scale, mode=mode, top_k=top_k)
 
 
 def make_guidance(

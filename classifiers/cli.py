@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
         assert denoiser is not None and isinstance(denoiser.denoiser, Denoiser)
         problem = trunk_mismatch(network, denoiser.denoiser.config)
         if problem:
-            raise UsageError(f"{problem}; set classifier.dim, depth and heads to the denoiser's")
+            raise UsageError(f"{problem}; set classifier.dim and heads to the denoiser's, and depth at most its")
     init_from = None
     if cfg.init_from:
         init_from = load_classifier(cfg.init_from, process=process)

@@ -131,12 +131,13 @@ def trunk_mismatch(cfg: ClassifierConfig, den: DenoiserConfig) -> str | None:
         for name, mine, theirs in (
             ("states", cfg.num_states, den.num_states),
             ("dim", cfg.dim, den.dim),
-            ("depth", cfg.depth, den.depth),
             ("heads", cfg.heads, den.heads),
             ("mlp_ratio", cfg.mlp_ratio, den.mlp_ratio),
         )
         if mine != theirs
     ]
+    if cfg.depth > den.depth:
+        mismatches.append(f"depth {cfg.depth} vs {den.depth} (at most the denoiser's)")
     if den.positions != cfg.positions:
         mismatches.append(f"positions {cfg.positions} vs {den.positions}")
     if not cfg.time_conditioning and (den.time_conditioning or den.num_classes or den.num_properties):
@@ -149,6 +150,9 @@ def trunk_mismatch(cfg: ClassifierConfig, den: DenoiserConfig) -> str | None:
 def init_from_denoiser(classifier: NoisyClassifier, denoiser: Denoiser) -> None:
     """Start a classifier from a trained denoiser's trunk: token embeddings, time embedding and blocks.
 
+    A classifier shallower than the denoiser takes its first ``depth`` blocks (a smaller checkpoint that
+    starts from the denoiser's early features).
+
     The denoiser's blocks were trained on the conditioning vector ``time(t) + null condition``; the
     classifier's has no condition, so the null condition's embedding is folded into the bias of the time
     embedding's last layer (a denoiser that does not see t gives that constant alone, with the last layer's
@@ -156,7 +160,8 @@ def init_from_denoiser(classifier: NoisyClassifier, denoiser: Denoiser) -> None:
     head stays freshly initialised.
 
     Raises:
-        ValueError: if the two networks differ in size, states or positions.
+        ValueError: if the two networks differ in width, heads, states or positions, or the classifier is
+            deeper than the denoiser.
     """
     problem = trunk_mismatch(classifier.config, denoiser.config)
     if problem:
@@ -165,7 +170,8 @@ def init_from_denoiser(classifier: NoisyClassifier, denoiser: Denoiser) -> None:
     device = classifier.embed.device
     with torch.no_grad():
         classifier.embed.copy_(denoiser.embed.weight)
-        classifier.blocks.load_state_dict(denoiser.blocks.state_dict())
+        for mine, theirs in zip(classifier.blocks, denoiser.blocks[: cfg.depth], strict=True):
+            mine.load_state_dict(theirs.state_dict())
         if classifier.pos is not None and denoiser.pos is not None:
             classifier.pos.copy_(denoiser.pos)
         null = denoiser.cond(None, 1, device)[0] if denoiser.cond is not None else torch.zeros(cfg.dim, device=device)

@@ -68,7 +68,7 @@ def train_classifier(
 
     Args:
         start_from_denoiser: initialise the classifier's embeddings and blocks from ``denoiser`` (same
-            width, depth and heads; see :func:`classifiers.network.init_from_denoiser`).
+            width and heads, depth at most its; see :func:`classifiers.network.init_from_denoiser`).
         init_from: fine-tune: start from this classifier's weights (same configuration).
         extra: more labelled training rows (for example the sampler's own output labelled by the domain's
             oracles, so the classifier judges what it will guide), each seen ``extra_repeat`` times per

@@ -149,7 +149,8 @@ def _start(meta: dict[str, Any]) -> str:
             f"continued from the denoiser {start['path']} (step {start['step']:,}) with a fresh optimiser and "
             f"schedule{added}"
         )
-    return f"started from the embeddings and blocks of its denoiser at step {start['step']:,}"
+    depth = meta["classifier"]["depth"]
+    return f"started from the embeddings and first {depth} blocks of its denoiser at step {start['step']:,}"
 
 
 def _extra_data(meta: dict[str, Any]) -> str:
@@ -160,6 +161,14 @@ def _extra_data(meta: dict[str, Any]) -> str:
         f" (of which {extra['rows'] * extra['repeat']:,} are the {extra['rows']:,} molecules of {extra['source']}, "
         f"labelled with RDKit, each {extra['repeat']} times)"
     )
+
+
+def _cbg_scale(meta: dict[str, Any]) -> str:
+    """The D-CBG scale this regressor's terms take under ``auto``."""
+    from domains.molecules.scales import DEFAULT_SCALE, recorded_cbg_scale
+
+    recorded = recorded_cbg_scale(meta)
+    return f"{DEFAULT_SCALE:g} (none recorded)" if recorded is None else f"{recorded:g}, recorded by the release"
 
 
 def classifier_card(name: str, folder: Path, command: str) -> str:
@@ -180,6 +189,7 @@ def classifier_card(name: str, folder: Path, command: str) -> str:
         f"- **Data**: {data['train_size']:,} training rows{_extra_data(meta)}, validation {data['val_size']:,}.",
         f"- **Network**: width {cfg['dim']}, {cfg['depth']} blocks; {_steps(meta)}; "
         f"{training['wall_seconds'] / 60:.1f} min on {training['hardware']}; {_start(meta)}.",
+        f"- **D-CBG scale** (`--guidance-scale auto`, the default): {_cbg_scale(meta)}.",
         "",
         "## Validation RMSE (normalised units) by diffusion time",
         "",

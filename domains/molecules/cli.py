@@ -45,7 +45,10 @@ REMASK_HELP = (
     f"{REMASK_SYNTAX}, or auto (default): {DEFAULT_REMASK} for masked models, none for the others; "
     "none on a masked model = the MDLM step"
 )
-CBG_SCALE_HELP = f"guidance scale of D-CBG terms (default: a numeric --guidance-scale, else {DEFAULT_SCALE:g})"
+CBG_SCALE_HELP = (
+    "guidance scale of D-CBG terms (default: a numeric --guidance-scale, else the scale the regressor records, "
+    f"else {DEFAULT_SCALE:g})"
+)
 STEPS_HELP = f"reverse steps (default {DEFAULT_STEPS}; {REMASK_STEPS} with remasking)"
 
 

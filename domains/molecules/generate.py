@@ -13,7 +13,7 @@ import torch
 from classifiers import LoadedClassifier, NoisyClassifier, gaussian_target, load_classifier
 from domains.molecules.domain import MoleculeDomain
 from domains.molecules.properties import get_property, parse_molecule
-from domains.molecules.scales import DEFAULT_SCALE, ScaleChoice, auto_scale, guidance_record
+from domains.molecules.scales import DEFAULT_SCALE, ScaleChoice, auto_scale, guidance_record, recorded_cbg_scale
 from domains.molecules.targets import Target
 from guided_diffusion.conditioning import Condition
 from guided_diffusion.guidance import (
@@ -132,16 +132,21 @@ def resolve_scales(
     method: Method,
     guidance_scale: float | Literal["auto"],
     cbg_scale: float | None = None,
+    classifier: LoadedClassifier | None = None,
 ) -> tuple[ScaleChoice, float]:
     """The D-CFG scale (``auto``: the model's guidance record decides, see :mod:`domains.molecules.scales`)
-    and the D-CBG scale (``cbg_scale``, else a numeric ``guidance_scale``, else :data:`DEFAULT_SCALE`).
+    and the D-CBG scale (``cbg_scale``, else a numeric ``guidance_scale``, else the scale ``classifier``
+    records, else :data:`DEFAULT_SCALE`).
 
     Raises:
         ValueError: for a malformed guidance record or a scale that is neither ``auto`` nor a number >= 0.
     """
     if guidance_scale == "auto":
         choice = auto_scale(targets, guidance_record(model.meta), method=method)
-        return choice, DEFAULT_SCALE if cbg_scale is None else cbg_scale
+        if cbg_scale is None:
+            recorded = recorded_cbg_scale(classifier.meta) if classifier is not None else None
+            cbg_scale = DEFAULT_SCALE if recorded is None else recorded
+        return choice, cbg_scale
     if isinstance(guidance_scale, str) or not guidance_scale >= 0:
         raise ValueError(f"guidance scale must be auto or a number >= 0, got {guidance_scale!r}")
     return ScaleChoice(float(guidance_scale), "given"), float(guidance_scale) if cbg_scale is None else cbg_scale
@@ -276,7 +281,8 @@ def sample_molecules(
         cbg_mode: ``exact`` or ``first-order``.
         top_k: exact D-CBG: candidates per position.
         template: infilling template (SMILES models): ``?`` marks an open token, positions after it are open.
-        cbg_scale: guidance scale of D-CBG terms (default: a numeric ``guidance_scale``, else 2).
+        cbg_scale: guidance scale of D-CBG terms (default: a numeric ``guidance_scale``, else the scale the
+            regressor records, else 2).
         temperature: divides the denoiser's logits at every step (1 = the model as trained).
         autocast: run every network pass in this dtype (``torch.bfloat16``; None = fp32).
         remasking: masked models only: the ReMDM reverse step (None: MDLM's).
@@ -285,8 +291,16 @@ def sample_molecules(
     """
     if not isinstance(model.domain, MoleculeDomain):
         raise ValueError(f"{model.path} is not a molecule model (domain {model.meta['domain']['name']!r})")
+    if classifier is None and method != "none" and any((t.method or method) == "cbg" for t in targets or []):
+        device = next(model.denoiser.parameters()).device
+        classifier = load_classifier(default_classifier(model), process=model.process, device=device)
     choice, cbg = resolve_scales(
-        model, list(targets or []), method=method, guidance_scale=guidance_scale, cbg_scale=cbg_scale
+        model,
+        list(targets or []),
+        method=method,
+        guidance_scale=guidance_scale,
+        cbg_scale=cbg_scale,
+        classifier=classifier,
     )
     guidance = make_guidance(
         model,

@@ -17,7 +17,7 @@ from classifiers import LoadedClassifier, load_classifier
 from classifiers.cli import main as classifier_main
 from domains.molecules.cards import classifier_card, model_card, shown_path
 from domains.molecules.generate import CHECKPOINTS, DEFAULT_REMASKING, DEFAULT_STEPS, REMASK_STEPS
-from domains.molecules.scales import DEFAULT_SCALE, measure_record, write_record
+from domains.molecules.scales import DEFAULT_SCALE, measure_record, write_cbg_scale, write_record
 from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
 from guided_diffusion.cli.train_cmd import main as train_main
@@ -65,6 +65,18 @@ CLASSIFIERS: dict[str, str] = {
     "qm9_mdlm_denoised_regressor": "qm9_mdlm",
     "qm9_ar_denoised_regressor": "qm9_ar",
 }
+# shipped classifier name -> its experiment config, where the two names differ
+CLASSIFIER_EXPERIMENTS: dict[str, str] = {"moses_udlm_regressor": "moses_udlm_regressor_own"}
+# shipped classifier name -> the sampler seeds of its self-labelled training rows: before training, the
+# release draws unguided molecules from the classifier's denoiser with each seed (SELF_LABEL_SAMPLES per seed
+# under each preset) and passes them as ``extra_data``, labelled by RDKit (seed 0, the evaluations' seed,
+# stays out)
+SELF_LABELS: dict[str, tuple[int, ...]] = {"moses_udlm_regressor": (11, 12, 13, 14)}
+SELF_LABEL_SAMPLES = {"cpu": 4096, "gpu": 4096, "tiny": 32}
+# shipped classifier name -> the D-CBG scale its terms take under ``--guidance-scale auto`` (recorded in its
+# model.json; chosen on seed 1, never on seed 0, the evaluations' seed: docs/molecules.md, "D-CBG toward
+# qed=0.9 with the shipped regressor"). Classifiers not named here take the fixed default scale.
+CBG_SCALES: dict[str, float] = {"moses_udlm_regressor": 40.0}
 
 # training overrides of the GPU recipe (shared by denoisers and classifiers, except the step budget)
 _GPU_TRAINER = [
@@ -133,8 +145,9 @@ FAR_SCALES: dict[str, float] = {"moses_udlm": 8.0}
 CALIBRATION_SEED = 1
 
 
-# the largest weights (MiB, all safetensors files of the folder) that ``--ship`` copies into the package
-SHIP_LIMIT_MIB = {"denoiser": 8.0, "classifier": 6.0}
+# the largest weights (MiB, all safetensors files of the folder) that ``--ship`` copies into the package:
+# 8 MiB per denoiser, 4 MB (3.81 MiB) per classifier
+SHIP_LIMIT_MIB = {"denoiser": 8.0, "classifier": 4e6 / 2**20}
 # masked models' cards measure the MDLM step and the remasking sampler, their default (ReMDM cap, 128 steps)
 CARD_REMASKING, CARD_REMASK_STEPS = DEFAULT_REMASKING, REMASK_STEPS
 
@@ -151,7 +164,7 @@ def _too_large(folder: Path, kind: str) -> str | None:
     limit = SHIP_LIMIT_MIB[kind]
     if size <= limit:
         return None
-    return f"not shipped: its weights take {size:.1f} MiB, over the {limit:g} MiB limit of a shipped {kind}"
+    return f"not shipped: its weights take {size:.1f} MiB, over the {limit:.2f} MiB limit of a shipped {kind}"
 
 
 def _ship_within_limit(folder: Path, name: str, kind: str, *, ship: bool) -> tuple[Path, str]:
@@ -175,6 +188,35 @@ def _progress(run_dir: Path) -> tuple[bool, int]:
     state = read_json(run_dir / "checkpoint", "trainer")
     meta = read_json(run_dir / "checkpoint", "model")
     return int(state["step"]) >= int(meta["training"]["trainer"]["max_steps"]), int(state["step"])
+
+
+def classifier_experiment(name: str) -> str:
+    """The experiment config that trains the shipped classifier ``name``."""
+    return CLASSIFIER_EXPERIMENTS.get(name, name)
+
+
+def self_labelled_samples(name: str, denoiser: Path, runs_dir: Path, preset: str) -> list[Path]:
+    """Draw the unguided samples that the classifier ``name`` trains on beside its dataset (see
+    :data:`SELF_LABELS`) from ``denoiser``, one CSV per seed under ``runs_dir/selflabel/<its denoiser's
+    shipped name>/``, and return their paths. A CSV already there is kept unless the denoiser's weights are
+    newer than it."""
+    from domains.molecules.cli import generate_main
+
+    folder = runs_dir / "selflabel" / CLASSIFIERS[name]
+    weights = max(p.stat().st_mtime for p in denoiser.glob("*.safetensors"))
+    paths = []
+    for seed in SELF_LABELS.get(name, ()):
+        path = folder / f"unguided_seed{seed}.csv"
+        paths.append(path)
+        if path.is_file() and path.stat().st_mtime > weights:
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        argv = ["--checkpoint", str(denoiser), "--method", "none", "-n", str(SELF_LABEL_SAMPLES[preset])]
+        argv += ["--seed", str(seed), "--batch-size", "256", "--precision", "auto", "--out", str(path)]
+        print(f"== guide-gen molecules {' '.join(shlex.quote(a) for a in argv)}", flush=True)
+        if generate_main(argv) != 0:
+            raise UsageError(f"sampling the self-labelled rows of {name} failed")
+    return paths
 
 
 def stages(name: str, preset: str) -> tuple[str, ...]:
@@ -298,17 +340,21 @@ def release(
         run_dir = runs_dir / name
         command = [
             "train-classifier",
-            f"experiment={name}",
+            f"experiment={classifier_experiment(name)}",
             f"denoiser={shown_path(denoiser)}",
             f"run_dir={run_dir}",
             "resume=true",
         ]
+        if name in SELF_LABELS and train:
+            drawn = self_labelled_samples(name, denoiser, runs_dir, preset)
+            command.append(f"extra_data=[{','.join(shown_path(p) for p in drawn)}]")
         overrides = PRESETS[preset]["classifier"]
         reason = _not_ready([*command, *overrides, *extra, *limit], run_dir, train=train, partial=partial)
         if reason:
             status[name] = reason
             continue
         folder = export_model(run_dir / "checkpoint", run_dir / "shipped")
+        write_cbg_scale(folder, CBG_SCALES.get(name))
         atomic_write_text(
             folder / "MODEL_CARD.md",
             classifier_card(name, folder, _recipe(preset, name, extra)),
@@ -398,7 +444,7 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--ship",
         action="store_true",
-        help="copy finished models into the package's checkpoints (denoisers up to 8 MiB, classifiers up to 6 MiB)",
+        help="copy finished models into the package's checkpoints (denoisers up to 8 MiB, classifiers up to 4 MB)",
     )
     p.add_argument(
         "--partial", action="store_true", help="also export (and ship) runs that have not reached max_steps yet"

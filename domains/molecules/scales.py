@@ -10,6 +10,9 @@ A D-CFG target in a tail of that summary is *far*: fewer than ``far_share`` of t
 its accepted region leaves out the unguided median (so a narrow window around the median, ``qed=0.7``, stays
 near). The scale is ``far_scale`` when any D-CFG target is far, else ``near_scale``. Models without a record
 use :data:`DEFAULT_SCALE`. ``guide-gen molecules calibrate`` measures and writes the record.
+
+A noisy regressor may carry its own D-CBG scale (:data:`CBG_SCALE_KEY` in its ``model.json``, written by the
+release recipe): under ``auto``, its D-CBG terms take that scale, else :data:`DEFAULT_SCALE`.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ FAR_SHARE = 0.2
 #: points of a record's summary of each property (percentiles at the middle of each of this many bins)
 SUMMARY_POINTS = 100
 RECORD_KEY = "guidance_defaults"
+#: a noisy regressor's D-CBG scale under ``auto`` (its ``model.json``)
+CBG_SCALE_KEY = "cbg_scale"
 
 
 @dataclass(frozen=True)
@@ -201,4 +206,29 @@ def write_record(folder: str | Path, record: GuidanceRecord | None) -> None:
         meta.pop(RECORD_KEY, None)
     else:
         meta[RECORD_KEY] = record.to_json()
+    atomic_write_text(path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def recorded_cbg_scale(meta: dict[str, Any]) -> float | None:
+    """A noisy regressor's D-CBG scale under ``auto`` (None when it records none).
+
+    Raises:
+        ValueError: when the recorded scale is not a number >= 0.
+    """
+    value = meta.get(CBG_SCALE_KEY)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ValueError(f"malformed {CBG_SCALE_KEY} in the regressor's model.json: {value!r} (a number >= 0)")
+    return float(value)
+
+
+def write_cbg_scale(folder: str | Path, scale: float | None) -> None:
+    """Store a noisy regressor's D-CBG scale under ``auto`` in its ``model.json`` (atomically); None removes it."""
+    path = Path(folder) / "model.json"
+    meta = json.loads(path.read_text())
+    if scale is None:
+        meta.pop(CBG_SCALE_KEY, None)
+    else:
+        meta[CBG_SCALE_KEY] = float(scale)
     atomic_write_text(path, json.dumps(meta, indent=2, sort_keys=True) + "\n")

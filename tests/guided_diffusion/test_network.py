@@ -136,11 +136,23 @@ def test_a_classifier_started_from_a_denoiser_computes_its_unconditional_hidden_
     torch.testing.assert_close(classifier.hidden_states(soft, t), denoiser.hidden_states(x, t, None)[0])
 
 
+def test_a_shallower_classifier_starts_from_the_denoisers_first_blocks():
+    from classifiers.network import ClassifierConfig, NoisyClassifier, init_from_denoiser
+
+    denoiser = net(time_conditioning=True)
+    classifier = NoisyClassifier(ClassifierConfig(num_states=9, seq_len=12, num_outputs=1, dim=32, depth=1, heads=4))
+    init_from_denoiser(classifier, denoiser)
+    x, t = torch.randint(0, 9, (3, 12)), torch.rand(3)
+    expected = denoiser.blocks[0](denoiser.embed(x), denoiser.conditioning(t, None, 3))
+    torch.testing.assert_close(classifier.hidden_states(x, t), expected)
+    assert not torch.allclose(expected, denoiser.hidden_states(x, t, None)[0])  # the second block still acts
+
+
 def test_a_classifier_of_another_size_cannot_start_from_a_denoiser():
     from classifiers.network import ClassifierConfig, NoisyClassifier, init_from_denoiser
 
     classifier = NoisyClassifier(ClassifierConfig(num_states=9, seq_len=12, num_outputs=1, dim=32, depth=3, heads=4))
-    with pytest.raises(ValueError, match="depth 3 vs 2"):
+    with pytest.raises(ValueError, match="depth 3 vs 2 \\(at most the denoiser's\\)"):
         init_from_denoiser(classifier, net())
     blind = NoisyClassifier(
         ClassifierConfig(num_states=9, seq_len=12, num_outputs=1, dim=32, depth=2, heads=4, time_conditioning=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import torch
@@ -19,6 +21,10 @@ def tiny_release(tmp_path_factory, data_dir):
     # the release measures the auto scale's unguided statistics of the models given a far scale
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(release_module, "FAR_SCALES", {"qm9_udlm": 6.0})
+        # and draws the self-labelled training rows of the classifiers that take them
+        patch.setattr(release_module, "SELF_LABELS", {"qm9_udlm_regressor": (11, 12)})
+        # and records the D-CBG scale of the classifiers it names
+        patch.setattr(release_module, "CBG_SCALES", {"qm9_udlm_regressor": 3.0})
         code = main([*argv, "--models", "qm9_udlm,qm9_udlm_regressor", "-n", "8"])
     assert code == 0
     # qm9_udlm is trained in five stages, each continuing the one before; the last is the one exported
@@ -26,7 +32,7 @@ def tiny_release(tmp_path_factory, data_dir):
 
 
 def test_tiny_release_trains_exports_evaluates_and_documents(tiny_release):
-    shipped = tiny_release / "shipped"
+    runs, shipped = tiny_release.parent, tiny_release / "shipped"
     assert sorted(p.name for p in shipped.iterdir()) == ["MODEL_CARD.md", "model.json", "model.safetensors"]
     card = (shipped / "MODEL_CARD.md").read_text()
     assert "guide-gen molecules release --preset tiny --models qm9_udlm" in card
@@ -40,6 +46,11 @@ def test_tiny_release_trains_exports_evaluates_and_documents(tiny_release):
     assert "- **Guidance scale** (`--guidance-scale auto`, the default): 2, or 6 when" in card
     regressor_card = (tiny_release.parent / "qm9_udlm_regressor" / "shipped" / "MODEL_CARD.md").read_text()
     assert "Validation RMSE" in regressor_card and "| qed |" in regressor_card
+    # the regressor trained on the exported denoiser's own unguided samples, one CSV per seed
+    samples = [runs / "selflabel" / "qm9_udlm" / f"unguided_seed{seed}.csv" for seed in (11, 12)]
+    assert all(len(pd.read_csv(path)) == 32 for path in samples)
+    extra = read_json(tiny_release.parent / "qm9_udlm_regressor" / "shipped", "model")["extra_data"]
+    assert extra["source"] == ", ".join(map(str, samples)) and extra["repeat"] == 1 and extra["rows"] >= 1
 
 
 def test_cards_only_measures_a_shipped_model_where_it_lies(tiny_release, tmp_path, monkeypatch, capsys):
@@ -228,6 +239,34 @@ def test_classifier_guidance_and_templates_in_the_molecules_command(tiny_release
     assert main([*base, "--template", "C1CC?C1"]) == 0
 
 
+def test_a_regressor_gives_d_cbg_its_recorded_scale_under_auto(tiny_release, capsys):
+    exported = tiny_release.parent / "qm9_udlm_regressor" / "shipped"
+    assert read_json(exported, "model")["cbg_scale"] == 3.0
+    assert (
+        "- **D-CBG scale** (`--guidance-scale auto`, the default): 3, recorded by the release."
+        in (exported / "MODEL_CARD.md").read_text()
+    )
+    base = ["molecules", "--checkpoint", str(tiny_release / "shipped"), "--classifier", str(exported)]
+    base += ["-n", "2", "--steps", "2", "--quiet", "--target", "qed=0.9", "--method", "cbg"]
+    for extra, scale in (([], "3"), (["--guidance-scale", "1.5"], "1.5"), (["--cbg-scale", "0.5"], "0.5")):
+        assert main([*base, *extra]) == 0
+        assert f"D-CBG (first-order) scale {scale}," in capsys.readouterr().out, extra
+    # a regressor without a record takes the fixed default
+    from domains.molecules.scales import write_cbg_scale
+
+    write_cbg_scale(exported, None)
+    try:
+        assert main(base) == 0
+        assert "D-CBG (first-order) scale 2," in capsys.readouterr().out
+        write_cbg_scale(exported, 3.0)
+        meta = read_json(exported, "model")
+        (exported / "model.json").write_text(json.dumps({**meta, "cbg_scale": "high"}))
+        assert main(base) == 2
+        assert "malformed cbg_scale in the regressor's model.json: 'high'" in capsys.readouterr().err
+    finally:
+        write_cbg_scale(exported, 3.0)
+
+
 def test_evaluation_uses_the_regressor_it_is_given(tiny_release, tiny_regressor, tmp_path):
     from classifiers import load_classifier
     from domains.molecules.evaluation import evaluate_model
@@ -379,7 +418,10 @@ def test_a_classifier_card_says_when_its_run_was_never_validated(tmp_path):
     assert "started from random weights" in card
     meta["started_from"] = {"step": 5000, "train_fingerprint": "x", "network": {}}
     (tmp_path / "model.json").write_text(json.dumps(meta))
-    assert "started from the embeddings and blocks of its denoiser at step 5,000" in classifier_card("r", tmp_path, "c")
+    depth = meta["classifier"]["depth"]
+    assert f"started from the embeddings and first {depth} blocks of its denoiser at step 5,000" in classifier_card(
+        "r", tmp_path, "c"
+    )
 
 
 def test_a_regressor_fine_tuned_on_sampled_molecules(tiny_release, tiny_regressor, tmp_path, capsys):
@@ -445,7 +487,15 @@ def test_every_preset_composes_for_every_model_and_the_gpu_one_ships(preset):
 
     from classifiers.network import ClassifierConfig, NoisyClassifier
     from domains.molecules.generate import CHECKPOINTS
-    from domains.molecules.release import CLASSIFIERS, MODELS, PRESETS, SHIP_LIMIT_MIB, denoiser_overrides, stages
+    from domains.molecules.release import (
+        CLASSIFIERS,
+        MODELS,
+        PRESETS,
+        SHIP_LIMIT_MIB,
+        classifier_experiment,
+        denoiser_overrides,
+        stages,
+    )
     from guided_diffusion.cli.config import build, compose_config
     from guided_diffusion.networks.dit import Denoiser, DenoiserConfig
 
@@ -453,7 +503,7 @@ def test_every_preset_composes_for_every_model_and_the_gpu_one_ships(preset):
     for name in [*MODELS, *CLASSIFIERS]:
         kind = "denoiser" if name in MODELS else "classifier"
         overrides = denoiser_overrides(name, preset) if kind == "denoiser" else PRESETS[preset][kind]
-        for experiment in stages(name, preset) if kind == "denoiser" else (name,):
+        for experiment in stages(name, preset) if kind == "denoiser" else (classifier_experiment(name),):
             cfg = compose_config(
                 "train" if kind == "denoiser" else "train_classifier", [f"experiment={experiment}", *overrides]
             )

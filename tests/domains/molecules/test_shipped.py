@@ -7,7 +7,7 @@ import pytest
 
 from domains.molecules.generate import CHECKPOINTS
 from domains.molecules.properties import compute_properties
-from domains.molecules.release import CLASSIFIERS, MODELS, SHIP_LIMIT_MIB
+from domains.molecules.release import CBG_SCALES, CLASSIFIERS, MODELS, SHIP_LIMIT_MIB
 from guided_diffusion.cli.main import main
 from guided_diffusion.pipeline import load_model
 
@@ -23,7 +23,7 @@ def test_each_shipped_checkpoint_is_small_documented_and_named_in_the_release_re
     assert folder.name in MODELS or folder.name in CLASSIFIERS
     size = sum(p.stat().st_size for p in folder.iterdir())
     limit = SHIP_LIMIT_MIB["denoiser" if folder.name in MODELS else "classifier"]
-    assert size <= limit * 2**20, f"{folder.name} is {size / 2**20:.1f} MiB (limit {limit} MiB)"
+    assert size <= limit * 2**20, f"{folder.name} is {size / 2**20:.1f} MiB (limit {limit:.2f} MiB)"
     card = (folder / "MODEL_CARD.md").read_text()
     assert "**Command**" in card and "guide-gen molecules release" in card
     assert not list(folder.glob("*.pt")) and not list(folder.glob("*.pkl")), "weights must be safetensors"
@@ -38,6 +38,18 @@ def test_the_main_command_runs_on_the_shipped_default(tmp_path, capsys):
     assert len(table) == 16 and list(table.columns[:2]) == ["smiles", "valid"] and "qed" in table.columns
     text = capsys.readouterr().out
     assert "validity" in text and "qed=0.9" in text
+
+
+@pytest.mark.parametrize("name", sorted(CBG_SCALES))
+def test_a_shipped_regressor_records_the_d_cbg_scale_of_the_release_recipe(name, capsys):
+    from domains.molecules.scales import recorded_cbg_scale
+    from guided_diffusion.training.checkpoint import read_json
+
+    assert recorded_cbg_scale(read_json(CHECKPOINTS / name, "model")) == CBG_SCALES[name]
+    if name == f"{CLASSIFIERS[name]}_regressor" and CLASSIFIERS[name] == "moses_udlm":  # the default model's
+        argv = ["molecules", "--method", "cbg", "--target", "qed=0.9", "-n", "2", "--steps", "2", "--quiet"]
+        assert main(argv) == 0
+        assert f"D-CBG (first-order) scale {CBG_SCALES[name]:g}," in capsys.readouterr().out
 
 
 def test_the_shipped_masked_model_samples_with_remasking(tmp_path, capsys):

@@ -198,15 +198,20 @@ def summarize(values: np.ndarray, names: list[str]) -> dict[str, list[float]]:
     return out
 
 
-def write_record(folder: str | Path, record: GuidanceRecord | None) -> None:
-    """Store ``record`` in the checkpoint's ``model.json`` (atomically); None removes it."""
+def _write_meta(folder: str | Path, key: str, value: Any) -> None:
+    """Set ``key`` of the checkpoint's ``model.json`` to ``value`` (atomically); None removes it."""
     path = Path(folder) / "model.json"
     meta = json.loads(path.read_text())
-    if record is None:
-        meta.pop(RECORD_KEY, None)
+    if value is None:
+        meta.pop(key, None)
     else:
-        meta[RECORD_KEY] = record.to_json()
+        meta[key] = value
     atomic_write_text(path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+
+
+def write_record(folder: str | Path, record: GuidanceRecord | None) -> None:
+    """Store ``record`` in the checkpoint's ``model.json`` (atomically); None removes it."""
+    _write_meta(folder, RECORD_KEY, None if record is None else record.to_json())
 
 
 def recorded_cbg_scale(meta: dict[str, Any]) -> float | None:
@@ -225,10 +230,4 @@ def recorded_cbg_scale(meta: dict[str, Any]) -> float | None:
 
 def write_cbg_scale(folder: str | Path, scale: float | None) -> None:
     """Store a noisy regressor's D-CBG scale under ``auto`` in its ``model.json`` (atomically); None removes it."""
-    path = Path(folder) / "model.json"
-    meta = json.loads(path.read_text())
-    if scale is None:
-        meta.pop(CBG_SCALE_KEY, None)
-    else:
-        meta[CBG_SCALE_KEY] = float(scale)
-    atomic_write_text(path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    _write_meta(folder, CBG_SCALE_KEY, None if scale is None else float(scale))

@@ -6,6 +6,7 @@ through the ``guide_gen.commands`` entry-point group.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -87,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"guide-gen {name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader of stdout went away (``guide-gen ... | head``): stop quietly, as other command-line tools
+        # do, and keep Python from reporting the closed pipe again at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -71,6 +71,24 @@ def test_a_corrupt_checkpoint_names_its_file(tmp_path, capsys):
         assert f"{tmp_path / 'model.json'} is not valid JSON" in err, err
 
 
+def test_a_closed_stdout_pipe_ends_the_command_quietly(monkeypatch, capsys):
+    """``guide-gen ... | head``: the reader goes away, the command stops with 141 (as after SIGPIPE) and no
+    traceback, and stdout is pointed at the null device so that Python's exit flush cannot fail again."""
+    import os
+
+    import guided_diffusion.cli.main as cli
+
+    def closed(argv: list[str]) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    redirected = []
+    monkeypatch.setattr(cli, "_builtin", lambda name: closed)
+    monkeypatch.setattr(os, "dup2", lambda fd, target: redirected.append(target))
+    monkeypatch.setattr(cli.sys.stdout, "fileno", lambda: 1, raising=False)
+    assert main(["sample"]) == 141
+    assert redirected == [1] and capsys.readouterr().err == ""
+
+
 def test_usage(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0 and "train" in out and "sample" in out

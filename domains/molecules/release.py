@@ -17,6 +17,15 @@ from classifiers import LoadedClassifier, load_classifier
 from classifiers.cli import main as classifier_main
 from domains.molecules.cards import classifier_card, model_card, shown_path
 from domains.molecules.generate import CHECKPOINTS, DEFAULT_REMASKING, DEFAULT_STEPS, REMASK_STEPS
+from domains.molecules.recipe import (
+    CLASSIFIER_EXPERIMENTS,
+    CLASSIFIERS,
+    CONTINUED,
+    CONTINUING_PRESETS,
+    MODEL_OVERRIDES,
+    MODELS,
+    PRESETS,
+)
 from domains.molecules.scales import DEFAULT_SCALE, measure_record, write_cbg_scale, write_record
 from guided_diffusion.cli.devices import resolve_device
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
@@ -24,49 +33,6 @@ from guided_diffusion.cli.train_cmd import main as train_main
 from guided_diffusion.pipeline import VALIDATION_SEEDS, LoadedModel, export_model, load_model, validate_model
 from guided_diffusion.training.checkpoint import CheckpointError, atomic_write_text, read_json
 
-# shipped name -> experiment config (configs/experiment/<name>.yaml)
-MODELS: dict[str, str] = {
-    "moses_udlm": "moses_udlm_selfies",
-    "moses_mdlm": "moses_mdlm_selfies",
-    "qm9_udlm": "qm9_udlm",
-    "qm9_mdlm": "qm9_mdlm",
-    "qm9_ar": "qm9_ar",
-}
-
-# shipped name -> experiment configs that continue its run one after the other (each starts from the run
-# before it: ``init_from=<runs>/<previous>/checkpoint``); the last one is exported. Only the presets in
-# CONTINUING_PRESETS take these stages: the GPU recipe's step budget replaces them.
-CONTINUED: dict[str, tuple[str, ...]] = {
-    "moses_udlm": (
-        "moses_udlm_selfies_continued",
-        "moses_udlm_selfies_positions",
-        "moses_udlm_selfies_positions_continued",
-        "moses_udlm_selfies_single_targets_085",
-    ),
-    "moses_mdlm": ("moses_mdlm_selfies_positions",),
-    "qm9_udlm": (
-        "qm9_udlm_continued",
-        "qm9_udlm_positions",
-        "qm9_udlm_positions_continued",
-        "qm9_udlm_positions_continued2",
-    ),
-    "qm9_mdlm": ("qm9_mdlm_continued", "qm9_mdlm_continued2"),
-}
-CONTINUING_PRESETS = ("cpu", "tiny")
-
-# shipped classifier name -> the denoiser it serves (experiment configs/experiment/<name>.yaml)
-CLASSIFIERS: dict[str, str] = {
-    "moses_udlm_regressor": "moses_udlm",
-    "moses_mdlm_regressor": "moses_mdlm",
-    "qm9_udlm_regressor": "qm9_udlm",
-    "qm9_mdlm_regressor": "qm9_mdlm",
-    "qm9_ar_regressor": "qm9_ar",
-    "qm9_udlm_denoised_regressor": "qm9_udlm",
-    "qm9_mdlm_denoised_regressor": "qm9_mdlm",
-    "qm9_ar_denoised_regressor": "qm9_ar",
-}
-# shipped classifier name -> its experiment config, where the two names differ
-CLASSIFIER_EXPERIMENTS: dict[str, str] = {"moses_udlm_regressor": "moses_udlm_regressor_own"}
 # shipped classifier name -> the sampler seeds of its self-labelled training rows: before training, the
 # release draws unguided molecules from the classifier's denoiser with each seed (SELF_LABEL_SAMPLES per seed
 # under each preset) and passes them as ``extra_data``, labelled by RDKit (seed 0, the evaluations' seed,
@@ -77,60 +43,6 @@ SELF_LABEL_SAMPLES = {"cpu": 4096, "gpu": 4096, "tiny": 32}
 # model.json; chosen on seed 1, never on seed 0, the evaluations' seed: docs/molecules.md, "D-CBG toward
 # qed=0.9 with the shipped regressor"). Classifiers not named here take the fixed default scale.
 CBG_SCALES: dict[str, float] = {"moses_udlm_regressor": 40.0}
-
-# training overrides of the GPU recipe (shared by denoisers and classifiers, except the step budget)
-_GPU_TRAINER = [
-    "trainer.batch_size=512",
-    "trainer.lr=5.0e-4",
-    "trainer.warmup_steps=2000",
-    "trainer.ckpt_every=2000",
-    "trainer.val_every=5000",
-    "trainer.log_every=500",
-    "trainer.device=cuda",
-    "trainer.precision=auto",
-]
-_TINY_TRAINER = [
-    "trainer.max_steps=10",
-    "trainer.batch_size=32",
-    "trainer.warmup_steps=2",
-    "trainer.log_every=5",
-    "trainer.val_every=10",
-    "trainer.val_batches=1",
-    "trainer.ckpt_every=10",
-]
-
-# preset -> overrides of the denoisers' runs and of the classifiers' runs
-PRESETS: dict[str, dict[str, list[str]]] = {
-    # the experiment files as they are: the CPU recipe of the shipped models
-    "cpu": {"denoiser": [], "classifier": []},
-    # one GPU (or several, under torchrun): the largest networks that still ship (SHIP_LIMIT_MIB), all the
-    # training data, 60,000 steps of batch 512 per denoiser (the CPU recipe: 4,000-5,000 steps of 128)
-    "gpu": {
-        "denoiser": ["network=mol_gpu", "domain.max_train=null", "trainer.max_steps=60000", *_GPU_TRAINER],
-        "classifier": [
-            # trained from scratch at this size (start_from_denoiser=true needs the denoiser's width, depth and
-            # heads)
-            "start_from_denoiser=false",
-            "classifier.dim=160",
-            "classifier.depth=4",
-            "classifier.heads=5",
-            "trainer.max_steps=20000",
-            *_GPU_TRAINER,
-        ],
-    },
-    # a smoke run of the whole recipe in seconds (tests)
-    "tiny": {
-        "denoiser": ["network=tiny", "domain.max_train=256", "domain.num_val=64", "domain.workers=1", *_TINY_TRAINER],
-        "classifier": _TINY_TRAINER,
-    },
-}
-
-# preset -> shipped denoiser -> overrides of that model's runs only, after the preset's own. The MOSES models
-# take the shipped fifth stage's entry dropout (see its config): with 0.3, a condition holding one property
-# came up in 0.5% of the training rows, with 0.85 in 7.0%
-MODEL_OVERRIDES: dict[str, dict[str, list[str]]] = {
-    "gpu": {name: ["objective.value_dropout=0.85"] for name in ("moses_udlm", "moses_mdlm")},
-}
 
 
 def denoiser_overrides(name: str, preset: str) -> list[str]:

@@ -77,8 +77,7 @@ PRESETS: dict[str, dict[str, list[str]]] = {
     "gpu": {
         "denoiser": ["network=mol_gpu", "domain.max_train=null", "trainer.max_steps=60000", *_GPU_TRAINER],
         "classifier": [
-            # trained from scratch at this size (start_from_denoiser=true needs the denoiser's width, depth and
-            # heads)
+            # trained from scratch at this size (start_from_denoiser=true needs the denoiser's width and heads)
             "start_from_denoiser=false",
             "classifier.dim=160",
             "classifier.depth=4",

@@ -19,10 +19,11 @@ from domains.molecules.generate import (
 )
 from domains.molecules.targets import parse_target
 from guided_diffusion.benchmarks.guidance_speed import format_rows, measure, standard_methods
-from guided_diffusion.cli.devices import PRECISION_HELP, PRECISIONS, describe_device, resolve_device, sampling_autocast
+from guided_diffusion.cli.devices import PRECISION_HELP, PRECISIONS, resolve_device, sampling_autocast
 from guided_diffusion.cli.errors import ArgumentParser, UsageError
 from guided_diffusion.guidance import ClassifierFreeGuidance, parse_interval
 from guided_diffusion.pipeline import load_model
+from guided_diffusion.training.trainer import hardware_description
 
 
 def main(argv: list[str]) -> int:
@@ -139,7 +140,7 @@ def main(argv: list[str]) -> int:
     header = (
         f"{path.name} ({model.process.name} noise, L = {length}, S = {model.process.num_states}), target {target}, "
         f"B = {args.n}, {args.steps} steps x {args.repeats} interleaved repeats (median), "
-        f"{describe_device(device)}, network passes in "
+        f"{hardware_description(device)}, network passes in "
         + ", ".join(
             f"{name} ({'bf16' if dtype else 'fp32'})" if name == "auto" else name for name, dtype in precisions.items()
         )

@@ -28,11 +28,11 @@ from domains.molecules.metrics import NoveltyReference, canonicalize
 from domains.molecules.properties import compute_properties, get_property
 from domains.molecules.reference import load_novelty
 from domains.molecules.targets import Target
-from guided_diffusion.cli.devices import describe_device
 from guided_diffusion.guidance import ClassifierFreeGuidance, NoGuidance
 from guided_diffusion.guidance.hidden import HiddenStateGuidance
 from guided_diffusion.pipeline import Generation, LoadedModel, generate, load_model
 from guided_diffusion.processes import Remasking
+from guided_diffusion.training.trainer import hardware_description
 
 # method -> (model, guidance kind, classifier checkpoint suffix or None); "none" is each model unguided, the
 # reference every guided row is read against (one row per target and seed, at scale 0)
@@ -266,7 +266,7 @@ def to_markdown(summary: pd.DataFrame, settings: BenchSettings, device: str | to
     lines = [
         f"Samples per run: {settings.samples}; T = {settings.steps} reverse steps (autoregressive: one step per "
         f"token); {seeds}; exact D-CBG / FUDGE top-{settings.top_k}; "
-        f"{describe_device(device)}. Counts are out of {settings.samples}; "
+        f"{hardware_description(device)}. Counts are out of {settings.samples}; "
         "mean and hit rate are over novel molecules; " + interval,
     ]
 

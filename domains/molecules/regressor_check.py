@@ -19,6 +19,7 @@ reads one ring count well reading four rings as well?).
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -69,12 +70,22 @@ def _times(text: str) -> list[float]:
     return times
 
 
-def _clean_predictions(
+@dataclass(frozen=True)
+class CleanReadings:
+    """A regressor's reading of clean molecules (t = 0), ``[n, outputs]`` in property units: the true (RDKit)
+    values, the predicted means and the predicted sds, for ``names`` in order."""
+
+    names: list[str]
+    true: np.ndarray
+    predicted: np.ndarray
+    sd: np.ndarray
+
+
+def read_clean(
     regressor: torch.nn.Module, domain: MoleculeDomain, smiles: list[str], names: list[str]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """True (RDKit) values, predicted means and predicted sds, ``[n, outputs]`` in property units, of the
-    regressor reading ``smiles`` clean (t = 0). Molecules the tokenizer cannot encode at the model's length
-    are left out."""
+) -> CleanReadings:
+    """The regressor reads ``smiles`` clean, in one pass. Molecules the tokenizer cannot encode at the model's
+    length are left out."""
     tokens, kept = domain.encode_filtered(smiles, what="molecules")
     true = compute_properties([smiles[i] for i in kept], names)
     with torch.no_grad():
@@ -82,38 +93,31 @@ def _clean_predictions(
     mean, std = (np.array([domain.normalizer[name][k] for name in names]) for k in (0, 1))
     pred = out.mean.float().numpy() * std + mean
     sd = np.exp(0.5 * out.log_var.float().numpy()) * std
-    return true, pred, sd
+    return CleanReadings(list(names), true, pred, sd)
 
 
-def judge(
-    regressor: torch.nn.Module, domain: MoleculeDomain, smiles: list[str], names: list[str]
-) -> dict[str, dict[str, float]]:
-    """Per output: true (RDKit) and predicted means, correlation, RMSE and mean predicted sd, in property
-    units, of the regressor reading ``smiles`` clean (t = 0)."""
-    true, pred, sd = _clean_predictions(regressor, domain, smiles, names)
+def judge(readings: CleanReadings) -> dict[str, dict[str, float]]:
+    """Per output: true and predicted means, correlation, RMSE and mean predicted sd, in property units."""
     result = {}
-    for j, name in enumerate(names):
-        y, p = true[:, j], pred[:, j]
+    for j, name in enumerate(readings.names):
+        y, p = readings.true[:, j], readings.predicted[:, j]
         result[name] = {
             "n": float(len(y)),
             "true_mean": float(y.mean()),
             "predicted_mean": float(p.mean()),
             "correlation": float(np.corrcoef(p, y)[0, 1]),
             "rmse": float(np.sqrt(((p - y) ** 2).mean())),
-            "predicted_sd": float(sd[:, j].mean()),
+            "predicted_sd": float(readings.sd[:, j].mean()),
         }
     return result
 
 
-def judge_by_value(
-    regressor: torch.nn.Module, domain: MoleculeDomain, smiles: list[str], names: list[str], by: str
-) -> list[tuple[str, dict[str, float]]]:
-    """The regressor's reading of output ``by`` at t = 0, per group of ``smiles`` with like true values: one
-    group per whole value of a count (rings), else one per fifth of the molecules. Per group: its label, and
-    n, true and predicted means, RMSE and mean predicted sd, in property units."""
-    true, pred, sd = _clean_predictions(regressor, domain, smiles, names)
-    j = names.index(by)
-    y, p, s = true[:, j], pred[:, j], sd[:, j]
+def judge_by_value(readings: CleanReadings, by: str) -> list[tuple[str, dict[str, float]]]:
+    """The reading of output ``by`` per group of molecules with like true values: one group per whole value
+    of a count (rings), else one per fifth of the molecules. Per group: its label, and n, true and predicted
+    means, RMSE and mean predicted sd, in property units."""
+    j = readings.names.index(by)
+    y, p, s = readings.true[:, j], readings.predicted[:, j], readings.sd[:, j]
     if get_property(by).integer:
         groups = [(f"{v:g}", y == v) for v in np.unique(y)]
     else:
@@ -258,26 +262,30 @@ def main(argv: list[str]) -> int:
                 f"| {row['t']:g} | {row['n']:.0f} | {row['correlation']:.2f} | {row['best_gain']:.2f} | "
                 f"{row['current']:.2f} |"
             )
+    sampled = read_clean(loaded.classifier, model.domain, smiles, names) if smiles else None
     if args.by is not None:
-        groups = [("validation", model.domain.tokenizer.decode(val.tokens[:BY_MOLECULES]))]
-        groups += [("samples", smiles)] if smiles else []
+        validation = model.domain.tokenizer.decode(val.tokens[:BY_MOLECULES])
+        groups = [("validation", read_clean(loaded.classifier, model.domain, validation, names))]
+        groups += [("samples", sampled)] if sampled is not None else []
         print(f"\nClean molecules (t = 0) grouped by their true {args.by}, property units")
         print("| inputs | true value | n | true mean | predicted mean | RMSE | predicted sd |")
         print("|---|---|---|---|---|---|---|")
         for label, group in groups:
-            for value, stats in judge_by_value(loaded.classifier, model.domain, group, names, args.by):
+            for value, stats in judge_by_value(group, args.by):
                 print(
                     f"| {label} | {value} | {stats['n']:.0f} | {stats['true_mean']:.3f} | "
                     f"{stats['predicted_mean']:.3f} | {stats['rmse']:.3f} | {stats['predicted_sd']:.3f} |"
                 )
-    if not smiles:
+    if sampled is None:
         return 0
-    reference = model.domain.tokenizer.decode(val.tokens[: len(smiles)])
+    reference = read_clean(
+        loaded.classifier, model.domain, model.domain.tokenizer.decode(val.tokens[: len(smiles)]), names
+    )
     print(f"\nClean molecules (t = 0), property units: {args.samples} against as many validation molecules")
     print("| output | inputs | n | true mean | predicted mean | correlation | RMSE | predicted sd |")
     print("|---|---|---|---|---|---|---|---|")
-    for label, group in (("validation", reference), ("samples", smiles)):
-        for name, row in judge(loaded.classifier, model.domain, group, names).items():
+    for label, readings in (("validation", reference), ("samples", sampled)):
+        for name, row in judge(readings).items():
             print(
                 f"| {name} | {label} | {row['n']:.0f} | {row['true_mean']:.3f} | {row['predicted_mean']:.3f} | "
                 f"{row['correlation']:.2f} | {row['rmse']:.3f} | {row['predicted_sd']:.3f} |"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import platform
-
 import torch
 
 from guided_diffusion.cli.errors import UsageError
@@ -27,15 +25,6 @@ def resolve_device(name: str | None) -> str:
         if index and int(index) >= count:
             raise UsageError(f"device {name!r}: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}")
     return name
-
-
-def describe_device(device: str | torch.device) -> str:
-    """The hardware a measurement ran on: the GPU's name, or ``x86_64 CPU, N threads``."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    threads = torch.get_num_threads()
-    return f"{platform.machine()} CPU, {threads} thread{'s' * (threads != 1)}"
 
 
 PRECISIONS = ("fp32", "bf16", "auto")

@@ -73,7 +73,9 @@ class _Batches:
         )
 
 
-def hardware_description(device: torch.device) -> str:
+def hardware_description(device: str | torch.device) -> str:
+    """The hardware a run or measurement used: ``NAME (CUDA)`` for a GPU, ``x86_64 CPU, N threads`` for a CPU."""
+    device = torch.device(device)
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (CUDA)"
     threads = torch.get_num_threads()

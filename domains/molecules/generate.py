@@ -191,6 +191,14 @@ def regressor_target(regressor: NoisyClassifier, target: Target, domain: Molecul
     )
 
 
+def cbg_regressor(model: LoadedModel, classifier: LoadedClassifier | None) -> LoadedClassifier:
+    """The noisy regressor of D-CBG terms: ``classifier``, else the model's shipped one on the model's device."""
+    if classifier is not None:
+        return classifier
+    device = next(model.denoiser.parameters()).device
+    return load_classifier(default_classifier(model), process=model.process, device=device)
+
+
 def make_guidance(
     model: LoadedModel,
     targets: list[Target],
@@ -223,8 +231,7 @@ def make_guidance(
             )
         )
     if cbg_targets:
-        if classifier is None:
-            classifier = load_classifier(default_classifier(model), process=model.process, device=device)
+        classifier = cbg_regressor(model, classifier)
         terms += [
             classifier_term(
                 classifier,
@@ -291,9 +298,8 @@ def sample_molecules(
     """
     if not isinstance(model.domain, MoleculeDomain):
         raise ValueError(f"{model.path} is not a molecule model (domain {model.meta['domain']['name']!r})")
-    if classifier is None and method != "none" and any((t.method or method) == "cbg" for t in targets or []):
-        device = next(model.denoiser.parameters()).device
-        classifier = load_classifier(default_classifier(model), process=model.process, device=device)
+    if method != "none" and any((t.method or method) == "cbg" for t in targets or []):
+        classifier = cbg_regressor(model, classifier)  # loaded here: its recorded scale is the D-CBG default
     choice, cbg = resolve_scales(
         model,
         list(targets or []),
